@@ -1,0 +1,47 @@
+# Two commands for a newcomer: `make test` and `make demo`. Each creates or reuses .venv first.
+# TORCH_SPEC is installed only when the venv has no torch: the CPU wheel by default; on a GPU server
+# preinstall the CUDA build you want (or pass TORCH_SPEC=torch) so pip keeps it.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.dreamfuse_lit-installed
+DEMO ?= nbs/index.ipynb
+export HF_HUB_OFFLINE := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: install readme test sync-check demo clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+# README.md is generated from nbs/index.ipynb (nbdev-readme needs Quarto, which pip can't install offline).
+readme: $(STAMP)
+	$(BIN)/python tools/readme.py
+
+# nbdev-export / nbdev-clean / readme must leave the tree as it was: the generated library and the clean
+# notebooks are committed, so a change here means someone forgot to run them.
+sync-check: $(STAMP)
+	@before=$$(git status --porcelain --untracked-files=all; git diff); \
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean && $(BIN)/python tools/readme.py; \
+	after=$$(git status --porcelain --untracked-files=all; git diff); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "nbdev-export / nbdev-clean / make readme changed the tree: run them and commit the result."; \
+	  git status --short; exit 1; fi
+
+test: sync-check
+	$(BIN)/nbdev-test --n_workers 2
+	$(BIN)/python -m pytest -q tests
+
+demo: $(STAMP)
+	mkdir -p runs
+	cd nbs && ../$(BIN)/papermill --cwd . $(notdir $(DEMO)) ../runs/$(notdir $(DEMO))
+	@echo "executed notebook: runs/$(notdir $(DEMO))"
+
+clean:
+	rm -rf runs _docs _proc
