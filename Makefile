@@ -35,7 +35,7 @@ sync-check: $(STAMP)
 	  git status --short; exit 1; fi
 
 test: sync-check
-	$(BIN)/nbdev-test --n_workers 2
+	$(BIN)/nbdev-test --n-workers 2
 	$(BIN)/python -m pytest -q tests
 
 demo: $(STAMP)
