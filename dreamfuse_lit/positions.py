@@ -6,14 +6,12 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/positions.html.md"""
 
 # %% auto #0
 __all__ = ['OFFSET_MODES', 'image_ids', 'image_offset', 'box_affine_ids', 'fusion_ids', 'box_outline', 'show_positions',
-           'show_id_maps', 'rope_kernel', 'explore_ids']
+           'show_id_maps']
 
 # %% ../nbs/00_positions.ipynb #08bbcc44
 from collections.abc import Sequence
 import torch
 import matplotlib.pyplot as plt
-from diffusers.models.embeddings import apply_rotary_emb
-from diffusers.models.transformers.transformer_flux import FluxPosEmbed
 
 # %% ../nbs/00_positions.ipynb #54556c2d
 def image_ids(h:int, # token rows
@@ -125,33 +123,3 @@ def show_id_maps(ids:Sequence[torch.Tensor], # one (h*w, 3) id tensor per image
             axs[i, j].set(xticks=[], yticks=[], title=f'{lbl}: {name}')
     fig.colorbar(im, ax=axs, shrink=.8)
     return fig
-
-# %% ../nbs/00_positions.ipynb #9cb04290
-def rope_kernel(q_ids:torch.Tensor, # (Nq, 3) query ids
-                k_ids:torch.Tensor, # (Nk, 3) key ids
-                axes_dim:Sequence[int]=(16, 56, 56), # rotary channels per id axis (FLUX.1: 16, 56, 56)
-                theta:float=10000., # RoPE base
-               )->torch.Tensor: # (Nq, Nk) mean of cos(ω·Δp); 1 where the ids are equal
-    "RoPE's factor on the logit of a query and key with equal content, for every pair of positions."
-    pe, d = FluxPosEmbed(theta, list(axes_dim)), sum(axes_dim)
-    rot = lambda ids: apply_rotary_emb(torch.ones(1, 1, len(ids), d), pe(ids))[0, 0]
-    return rot(q_ids) @ rot(k_ids).T / d
-
-# %% ../nbs/00_positions.ipynb #c867df64
-def explore_ids(dy:float=0., # row shift per image, in tokens
-                dx:float=0., # column shift per image, in tokens
-                x0:float=52, y0:float=228, x1:float=180, y1:float=356, # placement box in pixels
-                h:int=32, w:int=32, # token grid of each image
-                src_box:Sequence[float]=(128, 128, 384, 384), # the object's pixel box in the foreground
-                patch:int=16, # pixels per token
-               ):
-    "Draw the triplet's layout under offset k·(`dy`, `dx`) and placement box (`x0`, `y0`, `x1`, `y1`), and the box centre's RoPE kernel on the foreground."
-    box = (x0, y0, x1, y1)
-    ids = fusion_ids(h, w, [(k*dy, k*dx) for k in range(3)], src_box, box, patch)
-    r, c = min(int((y0 + y1) / 2 // patch), h-1), min(int((x0 + x1) / 2 // patch), w-1)
-    kern = rope_kernel(ids[0][r*w + c][None], ids[1])[0].view(h, w)
-    fig, axs = plt.subplots(1, 2, figsize=(10, 4), layout='constrained', width_ratios=[1.6, 1])
-    show_positions(ids, ax=axs[0], title=f'Δ = k·({dy:g}, {dx:g})', box=box, patch=patch)
-    axs[1].imshow(kern, vmin=.5, vmax=1, cmap='magma')
-    axs[1].add_patch(box_outline(src_box, patch, ec='w'))
-    axs[1].set(title=f'target token ({r}, {c}) → foreground keys', xticks=[], yticks=[])
