@@ -40,7 +40,7 @@ test: sync-check
 
 demo: $(STAMP)
 	mkdir -p runs
-	cd nbs && ../$(BIN)/papermill --cwd . $(notdir $(DEMO)) ../runs/$(notdir $(DEMO))
+	cd nbs && ../$(BIN)/papermill -k python3 --cwd . $(notdir $(DEMO)) ../runs/$(notdir $(DEMO))
 	@echo "executed notebook: runs/$(notdir $(DEMO))"
 
 clean:
