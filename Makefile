@@ -1,6 +1,7 @@
 # Two commands for a newcomer: `make test` and `make demo`. Each creates or reuses .venv first.
-# TORCH_SPEC is installed only when the venv has no torch: the CPU wheel by default; on a GPU server
-# preinstall the CUDA build you want (or pass TORCH_SPEC=torch) so pip keeps it.
+# TORCH_SPEC is installed only when the venv has no torch. The default pin is the CPU wheel that this
+# project's CI machines serve locally; elsewhere pass e.g. TORCH_SPEC="torch --index-url
+# https://download.pytorch.org/whl/cpu", or preinstall the CUDA build you want on a GPU server.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -16,7 +17,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH_SPEC)
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
