@@ -15,12 +15,12 @@ from diffusers.utils.peft_utils import apply_lora_scale
 
 # %% ../nbs/01_dit.ipynb #d75b9d00
 def pack_latents(latents:torch.Tensor, # (B, C, H, W) VAE latents, H and W even
-                ) -> tuple: # (B, H/2*W/2, 4C) tokens and their (H/2*W/2, 3) position ids
+                ) -> tuple: # (B, H/2*W/2, 4C) tokens and their (H/2*W/2, 3) float32 position ids
     "Pack VAE latents into FLUX tokens with diffusers' own helpers"
     b, c, h, w = latents.shape
     if h % 2 or w % 2: raise ValueError(f"latents must have even height and width to pack 2x2, got {h}x{w}")
     tokens = FluxPipeline._pack_latents(latents, b, c, h, w)
-    return tokens, FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, latents.device, latents.dtype)
+    return tokens, FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, latents.device, torch.float32)
 
 def unpack_latents(tokens:torch.Tensor, # (B, h*w, 4C) tokens
                    h:int, # latent height (twice the token rows)

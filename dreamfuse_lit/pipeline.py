@@ -78,12 +78,16 @@ class FusionInputs:
 def _as_image(x, name):
     "PIL image from a PIL image or a uint8 array."
     if isinstance(x, Image.Image): return x
-    if isinstance(x, np.ndarray): return Image.fromarray(x)
+    if isinstance(x, np.ndarray):
+        if x.dtype != np.uint8: raise ValueError(f"{name} must be a uint8 array, got dtype {x.dtype}")
+        return Image.fromarray(x)
     raise TypeError(f"{name} must be a PIL image or a uint8 array, got {type(x).__name__}")
 
 def _as_mask(mask):
     "Mode-L PIL mask from a PIL image, a bool array or a uint8 array."
     if isinstance(mask, np.ndarray) and mask.dtype == bool: mask = mask.astype(np.uint8) * 255
+    if isinstance(mask, np.ndarray) and mask.dtype != np.uint8:
+        raise ValueError(f"mask must be a uint8 or bool array, got dtype {mask.dtype}")
     return _as_image(mask, "mask").convert("L")
 
 def _split_foreground(foreground, mask):
@@ -118,8 +122,8 @@ def prepare_fusion(foreground, # PIL image or uint8 array: RGBA (alpha = mask), 
                    background, # PIL image or uint8 array, RGB
                    box:Sequence[float], # placement box (x0, y0, x1, y1) in background pixels
                    mask=None, # foreground mask (PIL "L", uint8 or bool array); overrides the alpha channel
-                   height:int|None=None, # generation height, a multiple of 16; default from `generation_size`
-                   width:int|None=None, # generation width, a multiple of 16; default from `generation_size`
+                   height:int|None=None, # generation height, a multiple of 16; default from `width` and the background's aspect, or `generation_size`
+                   width:int|None=None, # generation width, a multiple of 16; default from `height` and the background's aspect, or `generation_size`
                    max_pixels:int=1024*1024, # pixel cap for the default generation size
                   )->FusionInputs:
     "Align a foreground to a background and express the object's box and the placement box at the generation size."
@@ -127,8 +131,10 @@ def prepare_fusion(foreground, # PIL image or uint8 array: RGBA (alpha = mask), 
     background = _as_image(background, "background").convert("RGB")
     dst = _check_placement(box, background.size)
     _check_side("height", height); _check_side("width", width)
-    gw, gh = generation_size(*background.size, max_pixels)
-    size = (width or gw, height or gh)
+    if width is None and height is None: size = generation_size(*background.size, max_pixels)
+    else:
+        aspect, side = background.width / background.height, lambda v: max(16, round(v / 16) * 16)
+        size = (width or side(height * aspect), height or side(width / aspect))
     canvas, canvas_mask = align_foreground(foreground, mask, background.size)
     sx, sy = size[0] / background.width, size[1] / background.height
     scale = lambda b: (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)
@@ -215,8 +221,8 @@ class DreamFusePipeline(FluxPipeline):
                  num_inference_steps:int=28, # Euler steps
                  guidance_scale:float=3.5, # FLUX.1-dev's embedded guidance
                  generator:torch.Generator|None=None, # seeds the noise and the conditions' VAE sample
-                 height:int|None=None, # output height, a multiple of 16; default from `generation_size`
-                 width:int|None=None, # output width, a multiple of 16; default from `generation_size`
+                 height:int|None=None, # output height, a multiple of 16; default from `width` and the background's aspect, or `generation_size`
+                 width:int|None=None, # output width, a multiple of 16; default from `height` and the background's aspect, or `generation_size`
                  max_pixels:int=1024*1024, # pixel cap for the default size
                  num_images_per_prompt:int=1, # samples of this fusion
                  output_type:str="pil", # "pil", "np", "pt" (B, 3, H, W) in [0, 1], or "latent" (packed, B×N×C)

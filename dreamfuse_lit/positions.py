@@ -22,6 +22,7 @@ def image_ids(h:int, # token rows
     "Position ids of an `h`×`w` token grid shifted by `offset`."
     if int(h) != h or h < 1: raise ValueError(f"h={h!r} must be a positive integer")
     if int(w) != w or w < 1: raise ValueError(f"w={w!r} must be a positive integer")
+    h, w = int(h), int(w)
     if len(offset) != 2: raise ValueError(f"offset={offset!r} must be a pair (row shift, column shift)")
     r, c = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing='ij')
     return torch.stack([torch.full_like(r, float(index)), r + offset[0], c + offset[1]], -1).reshape(h*w, 3)
