@@ -13,7 +13,7 @@ from importlib.resources import files
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from .scenes import CATEGORIES, background, foreground, _person, _COLOURS
+from .scenes import CATEGORIES, background, foreground, draw_person, COLOURS
 
 # %% ../nbs/91_demo.ipynb #b812726c
 def data_path(*parts) -> Path:
@@ -93,7 +93,7 @@ def _on_person(rng, d, category, W, H, fy, aspect, what, where):
     "Draw a person on `d` holding out a hand (or wearing the object). Returns (box, front, prompt, background caption)."
     s, px = int(H * rng.uniform(.6, .72)), int(rng.integers(W // 3, 2 * W // 3 + 1))
     reach, top = (1 if px < W / 2 else -1) * (category != "wearable"), int(rng.integers(max(fy + 8 - s, 2), H - s))
-    hand = _person(d, None, px, top, s, _COLOURS[list(_COLOURS)[rng.integers(len(_COLOURS))]], reach)
+    hand = draw_person(d, None, px, top, s, COLOURS[list(COLOURS)[rng.integers(len(COLOURS))]], reach)
     if not reach:
         bw = s * rng.uniform(.26, .3)
         return _fit_box(px, top + s * .09, bw, bw / aspect, W, H), None, f"a person wearing {what} in {where}", f"a person standing in {where}"

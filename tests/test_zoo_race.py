@@ -2,7 +2,6 @@
 import os, subprocess, sys
 
 CODE = """
-import sys
 from dreamfuse_lit.zoo import tiny_dir, load_clip
 d = tiny_dir('clip')
 model, processor = load_clip('tiny')
