@@ -155,6 +155,8 @@ def tiny_config(family) -> dict:
                                set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1, clip_sample=False)),
         clip=dict(text=_CLIP_TEXT, vision=_VIT | dict(patch_size=32), projection_dim=32),
         dino=dict(vit=_VIT | dict(patch_size=16), image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]),
+        taesd=dict(encoder_block_out_channels=(8,)*4, decoder_block_out_channels=(8,)*4, num_encoder_blocks=(1,)*4,
+                   num_decoder_blocks=(1,)*4, latent_channels=4),
         vlm=dict(words=JUDGE_WORDS, chat_template=_LLAVA_CHAT_TEMPLATE, image_grid_pinpoints=[[28, 56], [56, 28], [56, 56]],
                  vision=_VIT | dict(model_type="clip_vision_model", image_size=28, patch_size=7, projection_dim=32),
                  text=dict(model_type="mistral", hidden_size=32, intermediate_size=37, num_hidden_layers=2,

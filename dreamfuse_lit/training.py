@@ -85,7 +85,7 @@ class Task(Protocol):
     def sample(self, module:torch.nn.Module, cfg:TrainConfig) -> list: ...  # PIL images for the validation grid
 
 TASKS = {"sft": "dreamfuse_lit.sft:SFTTask", "ldpo": "dreamfuse_lit.ldpo:LDPOTask",
-         "comfusion": "dreamfuse_lit.comfusion:ComFusionTask"}
+         "comfusion": "dreamfuse_lit.comfusion_train:ComFusionTask", "dreambooth": "dreamfuse_lit.comfusion_train:dreambooth_task"}
 
 def get_task(cfg:TrainConfig) -> Task:
     "The task object for `cfg.method` (a name in `TASKS` or 'module:Class'), built from `cfg.task`."
