@@ -1,5 +1,4 @@
-"""The mathematics of ComFusion: instance, class-scene and instance-scene prompts, the composite stream's two
-denoising losses in one forward, Eq. 8's coarse DDIM denoise, and the fusion stream's DINO and CLIP losses
+"""ComFusion's mathematics: the prompts, the composite stream's two losses in one forward, Eq. 8's coarse DDIM denoise, and the fusion stream's DINO and CLIP losses
 
 Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/comfusion.html.md"""
 
@@ -10,7 +9,7 @@ __all__ = ['SCENES', 'LAMBDAS', 'instance_prompt', 'class_prompt', 'class_scene_
            'composite_losses', 'coarse_timesteps', 'coarse_denoise', 'fusion_timesteps', 'decode_pixels',
            'fusion_losses', 'comfusion_loss']
 
-# %% ../nbs/06_comfusion.ipynb #1704e977
+# %% ../nbs/06_comfusion.ipynb #fe85281f
 import math, re
 from typing import Callable
 import torch
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 from .demo import read_lines
 from .metrics import pixel_values, clip_image_embeds, dino_embeds
 
-# %% ../nbs/06_comfusion.ipynb #5ed6bf9d
+# %% ../nbs/06_comfusion.ipynb #86adc771
 SCENES = read_lines("comfusion_scenes.txt")
 
 def instance_prompt(identifier:str="sks", class_noun:str="dog") -> str:
@@ -39,7 +38,7 @@ def instance_scene_prompt(class_scene:str, identifier:str="sks", class_noun:str=
     if m is None: raise ValueError(f"class_noun={class_noun!r} is not in the prompt {class_scene!r}")
     return f"{class_scene[:m.start()]}{identifier} {class_scene[m.start():]}"
 
-# %% ../nbs/06_comfusion.ipynb #980a0d00
+# %% ../nbs/06_comfusion.ipynb #f350c8e7
 def composite_losses(eps_pred:torch.Tensor, # (B, C, H, W) UNet prediction for [instances; priors]
                      noise:torch.Tensor, # the noise that was added, same shape
                      n_instance:int, # how many leading samples are instance images
@@ -50,7 +49,7 @@ def composite_losses(eps_pred:torch.Tensor, # (B, C, H, W) UNet prediction for [
     prior = err[n_instance:].mean() if n_instance < len(err) else err.new_zeros(())
     return err[:n_instance].mean(), prior
 
-# %% ../nbs/06_comfusion.ipynb #3bbb9e72
+# %% ../nbs/06_comfusion.ipynb #d607c826
 def coarse_timesteps(t:int, tau:int) -> list[int]:
     "The timesteps Eq. 8 visits from `t` with `tau` steps: t, ⌈(τ-1)t/τ⌉, ... (τ of them)."
     out = [int(t)]
@@ -82,7 +81,7 @@ def coarse_denoise(eps_fn:Callable, # eps_fn(z, t) -> predicted noise, t a LongT
             a_n = a[t].view(shape)
             z = (a_n.sqrt() * h + (1 - a_n).sqrt() * eps).to(z_t.dtype)
 
-# %% ../nbs/06_comfusion.ipynb #e91630b9
+# %% ../nbs/06_comfusion.ipynb #6547c7eb
 def fusion_timesteps(n:int, num_train_timesteps:int=1000, low:float=.2, high:float=.8,
                      generator:torch.Generator|None=None) -> torch.Tensor:
     "`n` integer timesteps uniform in [⌈low·T⌉, ⌈high·T⌉], both included."
@@ -90,7 +89,7 @@ def fusion_timesteps(n:int, num_train_timesteps:int=1000, low:float=.2, high:flo
     if not 0 <= lo <= hi < num_train_timesteps: raise ValueError(f"timestep range [{lo}, {hi}] is not inside [0, {num_train_timesteps})")
     return torch.randint(lo, hi + 1, (n,), generator=generator)
 
-# %% ../nbs/06_comfusion.ipynb #a35e412f
+# %% ../nbs/06_comfusion.ipynb #4a99440e
 def decode_pixels(latents:torch.Tensor, # (B, 4, h, w) latents as the UNet sees them
                   decoder, # an `AutoencoderKL` (the pipeline's VAE) or an `AutoencoderTiny`
                  ) -> torch.Tensor: # (B, 3, 8h, 8w) in [0, 1], differentiable
@@ -98,7 +97,7 @@ def decode_pixels(latents:torch.Tensor, # (B, 4, h, w) latents as the UNet sees 
     x = decoder.decode(latents.to(decoder.dtype) / decoder.config.scaling_factor).sample
     return (x.float() / 2 + .5).clamp(0, 1)
 
-# %% ../nbs/06_comfusion.ipynb #1d582d93
+# %% ../nbs/06_comfusion.ipynb #a58370bd
 def fusion_losses(pixels:torch.Tensor, # (B, 3, H, W) coarse images in [0, 1]
                   instance_embeds:torch.Tensor, # (B, D) or (1, D) unit DINO embeddings of the subject image x^I
                   scene_text_embeds:torch.Tensor, # (B, D') unit CLIP text embeddings of the class-scene texts T^CS
@@ -109,7 +108,7 @@ def fusion_losses(pixels:torch.Tensor, # (B, 3, H, W) coarse images in [0, 1]
     c = clip_image_embeds(clip, pixel_values(pixels, clip_processor))
     return -(d * instance_embeds.to(d)).sum(-1).mean(), -(c * scene_text_embeds.to(c)).sum(-1).mean()
 
-# %% ../nbs/06_comfusion.ipynb #25308ebd
+# %% ../nbs/06_comfusion.ipynb #581b973e
 LAMBDAS = dict(prior=1., fusion_instance=.01, fusion_scene=.01)  # λ_C^S, λ_F^I, λ_F^S of the paper
 
 def comfusion_loss(instance:torch.Tensor, prior:torch.Tensor, fusion_instance:torch.Tensor, fusion_scene:torch.Tensor,

@@ -1,5 +1,4 @@
-"""The ComFusion task: subject and class-scene priors through one UNet forward, the fusion stream scored by DINO and
-CLIP, DreamBooth and the paper's ablations as switches, a diffusers-format export and 30-step DDIM inference
+"""The ComFusion task of the training engine, with DreamBooth and the paper's ablations as switches, a diffusers-format export and DDIM inference
 
 Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/comfusion_train.html.md"""
 
@@ -9,7 +8,7 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/comfusion_train.html.md"""
 __all__ = ['DEMO_SUBJECT', 'DREAMBOOTH', 'ABLATIONS', 'load_subject_images', 'to_model_pixels', 'ShardedBatchSampler',
            'ComFusionDataset', 'ComFusionModule', 'ComFusionTask', 'dreambooth_task', 'load_comfusion_pipeline']
 
-# %% ../nbs/06c_comfusion_train.ipynb #811cb4a9
+# %% ../nbs/06c_comfusion_train.ipynb #4e25bf00
 import json, math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from .sft import weight_dtype
 from .demo import data_path
 from .zoo import (SD_ID, DINO_ID, CLIP_ID, TAESD_ID, load_sd_pipeline, load_dino, load_clip, load_tiny_decoder)
 
-# %% ../nbs/06c_comfusion_train.ipynb #d758d5b8
+# %% ../nbs/06c_comfusion_train.ipynb #c7adb755
 DEMO_SUBJECT = "demo/demo-001_foreground.png"  # the demo set's black dog, under `demo.data_path`
 
 def load_subject_images(paths, # image paths (a list, or one string of comma-separated paths); "" = the demo subject
@@ -49,7 +48,7 @@ def to_model_pixels(images:list[Image.Image]) -> torch.Tensor:
     "PIL images as a (N, 3, H, W) float tensor in [-1, 1], the VAE's input scale."
     return torch.stack([torch.from_numpy(np.asarray(im, np.float32) / 127.5 - 1).permute(2, 0, 1) for im in images])
 
-# %% ../nbs/06c_comfusion_train.ipynb #d4a97a65
+# %% ../nbs/06c_comfusion_train.ipynb #54656a9f
 class ShardedBatchSampler:
     "Batches of a seeded per-epoch permutation of range(n), this rank's equal share (the tail that doesn't divide is dropped)."
     def __init__(self, n:int, batch_size:int, seed:int=0, num_replicas:int=1, rank:int=0):
@@ -64,7 +63,7 @@ class ShardedBatchSampler:
             start = (b * self.world + self.rank) * self.bs
             yield order[start:start + self.bs]
 
-# %% ../nbs/06c_comfusion_train.ipynb #0bc56afb
+# %% ../nbs/06c_comfusion_train.ipynb #3b985ca2
 class ComFusionDataset(torch.utils.data.Dataset):
     "Sample i: prior i with its texts, and subject image i mod (number of subject images); all tensors precomputed."
     def __init__(self, prior_latents, prior_prompts, subject_latents, subject_dino, scene_clip, tokenizer,
@@ -84,7 +83,7 @@ class ComFusionDataset(torch.utils.data.Dataset):
             item["scene_clip"] = self.scene_clip[prompt]
         return item
 
-# %% ../nbs/06c_comfusion_train.ipynb #72249b94
+# %% ../nbs/06c_comfusion_train.ipynb #326f220a
 class ComFusionModule(torch.nn.Module):
     "The trained parts of Stable Diffusion (UNet, text encoder); the forward is the task's loss."
     def __init__(self, unet, text_encoder, loss_fn):
@@ -97,7 +96,7 @@ def _sample_latents(dist:torch.Tensor, generator, scale:float) -> torch.Tensor:
     mean, std = dist.float().chunk(2, dim=1)
     return (mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)) * scale
 
-# %% ../nbs/06c_comfusion_train.ipynb #19cacaff
+# %% ../nbs/06c_comfusion_train.ipynb #4f739966
 @dataclass
 class ComFusionTask:
     "ComFusion (and DreamBooth, and the paper's ablations) as a task of the training engine."
@@ -272,7 +271,7 @@ class ComFusionTask:
                     prompt=instance_prompt(self.identifier, self.class_noun))
         (out_dir / "comfusion.json").write_text(json.dumps(meta, indent=1))
 
-# %% ../nbs/06c_comfusion_train.ipynb #38a12860
+# %% ../nbs/06c_comfusion_train.ipynb #a339e0eb
 DREAMBOOTH = dict(prior="class", fusion_instance_weight=0., fusion_scene_weight=0.)
 ABLATIONS = {  # the rows of the paper's Table 3, as ComFusionTask arguments
     "DreamBooth": DREAMBOOTH,
@@ -287,7 +286,7 @@ def dreambooth_task(**kwargs) -> ComFusionTask:
     "DreamBooth with prior preservation: ComFusion with the class prior 'a dog' and no fusion stream."
     return ComFusionTask(**{**DREAMBOOTH, **kwargs})
 
-# %% ../nbs/06c_comfusion_train.ipynb #010a409d
+# %% ../nbs/06c_comfusion_train.ipynb #6760121c
 def load_comfusion_pipeline(path, # the `final` folder of a ComFusion run
                             pretrained:str|None=None, # base model for LoRA weights; None = the one in comfusion.json
                             torch_dtype=torch.float32) -> StableDiffusionPipeline:
