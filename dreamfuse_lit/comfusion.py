@@ -7,9 +7,9 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/comfusion.html.md"""
 # %% auto #0
 __all__ = ['SCENES', 'LAMBDAS', 'instance_prompt', 'class_prompt', 'class_scene_prompts', 'instance_scene_prompt',
            'composite_losses', 'coarse_timesteps', 'coarse_denoise', 'fusion_timesteps', 'decode_pixels',
-           'fusion_losses', 'comfusion_loss']
+           'fusion_instance_loss', 'fusion_scene_loss', 'comfusion_loss']
 
-# %% ../nbs/06_comfusion.ipynb #fe85281f
+# %% ../nbs/06_comfusion.ipynb #abd4307d
 import math, re
 from typing import Callable
 import torch
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .demo import read_lines
 from .metrics import pixel_values, clip_image_embeds, dino_embeds
 
-# %% ../nbs/06_comfusion.ipynb #86adc771
+# %% ../nbs/06_comfusion.ipynb #a07e0754
 SCENES = read_lines("comfusion_scenes.txt")
 
 def instance_prompt(identifier:str="sks", class_noun:str="dog") -> str:
@@ -38,7 +38,7 @@ def instance_scene_prompt(class_scene:str, identifier:str="sks", class_noun:str=
     if m is None: raise ValueError(f"class_noun={class_noun!r} is not in the prompt {class_scene!r}")
     return f"{class_scene[:m.start()]}{identifier} {class_scene[m.start():]}"
 
-# %% ../nbs/06_comfusion.ipynb #f350c8e7
+# %% ../nbs/06_comfusion.ipynb #c83b486d
 def composite_losses(eps_pred:torch.Tensor, # (B, C, H, W) UNet prediction for [instances; priors]
                      noise:torch.Tensor, # the noise that was added, same shape
                      n_instance:int, # how many leading samples are instance images
@@ -49,7 +49,7 @@ def composite_losses(eps_pred:torch.Tensor, # (B, C, H, W) UNet prediction for [
     prior = err[n_instance:].mean() if n_instance < len(err) else err.new_zeros(())
     return err[:n_instance].mean(), prior
 
-# %% ../nbs/06_comfusion.ipynb #d607c826
+# %% ../nbs/06_comfusion.ipynb #5fe7bbe9
 def coarse_timesteps(t:int, tau:int) -> list[int]:
     "The timesteps Eq. 8 visits from `t` with `tau` steps: t, ⌈(τ-1)t/τ⌉, ... (τ of them)."
     out = [int(t)]
@@ -81,7 +81,7 @@ def coarse_denoise(eps_fn:Callable, # eps_fn(z, t) -> predicted noise, t a LongT
             a_n = a[t].view(shape)
             z = (a_n.sqrt() * h + (1 - a_n).sqrt() * eps).to(z_t.dtype)
 
-# %% ../nbs/06_comfusion.ipynb #6547c7eb
+# %% ../nbs/06_comfusion.ipynb #952df220
 def fusion_timesteps(n:int, num_train_timesteps:int=1000, low:float=.2, high:float=.8,
                      generator:torch.Generator|None=None) -> torch.Tensor:
     "`n` integer timesteps uniform in [⌈low·T⌉, ⌈high·T⌉], both included."
@@ -89,7 +89,7 @@ def fusion_timesteps(n:int, num_train_timesteps:int=1000, low:float=.2, high:flo
     if not 0 <= lo <= hi < num_train_timesteps: raise ValueError(f"timestep range [{lo}, {hi}] is not inside [0, {num_train_timesteps})")
     return torch.randint(lo, hi + 1, (n,), generator=generator)
 
-# %% ../nbs/06_comfusion.ipynb #4a99440e
+# %% ../nbs/06_comfusion.ipynb #5950e81d
 def decode_pixels(latents:torch.Tensor, # (B, 4, h, w) latents as the UNet sees them
                   decoder, # an `AutoencoderKL` (the pipeline's VAE) or an `AutoencoderTiny`
                  ) -> torch.Tensor: # (B, 3, 8h, 8w) in [0, 1], differentiable
@@ -97,18 +97,22 @@ def decode_pixels(latents:torch.Tensor, # (B, 4, h, w) latents as the UNet sees 
     x = decoder.decode(latents.to(decoder.dtype) / decoder.config.scaling_factor).sample
     return (x.float() / 2 + .5).clamp(0, 1)
 
-# %% ../nbs/06_comfusion.ipynb #a58370bd
-def fusion_losses(pixels:torch.Tensor, # (B, 3, H, W) coarse images in [0, 1]
-                  instance_embeds:torch.Tensor, # (B, D) or (1, D) unit DINO embeddings of the subject image x^I
-                  scene_text_embeds:torch.Tensor, # (B, D') unit CLIP text embeddings of the class-scene texts T^CS
-                  dino, dino_processor, clip, clip_processor,
-                 ) -> tuple[torch.Tensor, torch.Tensor]: # (L_F^I, L_F^S), batch means
-    "Eq. 5: the negative DINO cosine to the subject and the negative CLIP image-text cosine to the scene."
+# %% ../nbs/06_comfusion.ipynb #c6c9f13c
+def fusion_instance_loss(pixels:torch.Tensor, # (B, 3, H, W) coarse images in [0, 1]
+                         instance_embeds:torch.Tensor, # (B, D) or (1, D) unit DINO embeddings of the subject image x^I
+                         dino, dino_processor) -> torch.Tensor: # L_F^I, the batch mean
+    "Eq. 5, first line: the negative cosine between the DINO embeddings of the coarse images and of the subject."
     d = dino_embeds(dino, pixel_values(pixels, dino_processor))
-    c = clip_image_embeds(clip, pixel_values(pixels, clip_processor))
-    return -(d * instance_embeds.to(d)).sum(-1).mean(), -(c * scene_text_embeds.to(c)).sum(-1).mean()
+    return -(d * instance_embeds.to(d)).sum(-1).mean()
 
-# %% ../nbs/06_comfusion.ipynb #581b973e
+def fusion_scene_loss(pixels:torch.Tensor, # (B, 3, H, W) coarse images in [0, 1]
+                      scene_text_embeds:torch.Tensor, # (B, D') unit CLIP text embeddings of the class-scene texts T^CS
+                      clip, clip_processor) -> torch.Tensor: # L_F^S, the batch mean
+    "Eq. 5, second line: the negative cosine between the CLIP image embeddings of the coarse images and their scene texts."
+    c = clip_image_embeds(clip, pixel_values(pixels, clip_processor))
+    return -(c * scene_text_embeds.to(c)).sum(-1).mean()
+
+# %% ../nbs/06_comfusion.ipynb #e3f009a7
 LAMBDAS = dict(prior=1., fusion_instance=.01, fusion_scene=.01)  # λ_C^S, λ_F^I, λ_F^S of the paper
 
 def comfusion_loss(instance:torch.Tensor, prior:torch.Tensor, fusion_instance:torch.Tensor, fusion_scene:torch.Tensor,

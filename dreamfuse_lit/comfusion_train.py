@@ -8,27 +8,29 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/comfusion_train.html.md"""
 __all__ = ['DEMO_SUBJECT', 'DREAMBOOTH', 'ABLATIONS', 'load_subject_images', 'to_model_pixels', 'ShardedBatchSampler',
            'ComFusionDataset', 'ComFusionModule', 'ComFusionTask', 'dreambooth_task', 'load_comfusion_pipeline']
 
-# %% ../nbs/06c_comfusion_train.ipynb #4e25bf00
-import json, math
+# %% ../nbs/06c_comfusion_train.ipynb #44174f0e
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 from diffusers import StableDiffusionPipeline
+from fastcore.basics import patch
 from diffusers.training_utils import cast_training_params
 from diffusers.utils import convert_state_dict_to_diffusers
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 from .comfusion import (SCENES, LAMBDAS, instance_prompt, class_prompt, class_scene_prompts, instance_scene_prompt,
-                                     composite_losses, coarse_denoise, fusion_timesteps, decode_pixels, fusion_losses, comfusion_loss)
+                                     composite_losses, coarse_denoise, fusion_timesteps, decode_pixels, fusion_instance_loss,
+                                     fusion_scene_loss, comfusion_loss)
 from .metrics import pixel_values, dino_embeds, clip_text_embeds
 from .priors import generate_priors, read_priors
-from .sft import weight_dtype
+from .training import weight_dtype
 from .demo import data_path
 from .zoo import (SD_ID, DINO_ID, CLIP_ID, TAESD_ID, load_sd_pipeline, load_dino, load_clip, load_tiny_decoder)
 
-# %% ../nbs/06c_comfusion_train.ipynb #c7adb755
+# %% ../nbs/06c_comfusion_train.ipynb #2f5b33e1
 DEMO_SUBJECT = "demo/demo-001_foreground.png"  # the demo set's black dog, under `demo.data_path`
 
 def load_subject_images(paths, # image paths (a list, or one string of comma-separated paths); "" = the demo subject
@@ -48,7 +50,7 @@ def to_model_pixels(images:list[Image.Image]) -> torch.Tensor:
     "PIL images as a (N, 3, H, W) float tensor in [-1, 1], the VAE's input scale."
     return torch.stack([torch.from_numpy(np.asarray(im, np.float32) / 127.5 - 1).permute(2, 0, 1) for im in images])
 
-# %% ../nbs/06c_comfusion_train.ipynb #54656a9f
+# %% ../nbs/06c_comfusion_train.ipynb #ba30b1ff
 class ShardedBatchSampler:
     "Batches of a seeded per-epoch permutation of range(n), this rank's equal share (the tail that doesn't divide is dropped)."
     def __init__(self, n:int, batch_size:int, seed:int=0, num_replicas:int=1, rank:int=0):
@@ -63,7 +65,7 @@ class ShardedBatchSampler:
             start = (b * self.world + self.rank) * self.bs
             yield order[start:start + self.bs]
 
-# %% ../nbs/06c_comfusion_train.ipynb #3b985ca2
+# %% ../nbs/06c_comfusion_train.ipynb #bf118ea1
 class ComFusionDataset(torch.utils.data.Dataset):
     "Sample i: prior i with its texts, and subject image i mod (number of subject images); all tensors precomputed."
     def __init__(self, prior_latents, prior_prompts, subject_latents, subject_dino, scene_clip, tokenizer,
@@ -83,7 +85,7 @@ class ComFusionDataset(torch.utils.data.Dataset):
             item["scene_clip"] = self.scene_clip[prompt]
         return item
 
-# %% ../nbs/06c_comfusion_train.ipynb #326f220a
+# %% ../nbs/06c_comfusion_train.ipynb #7b5c5ae7
 class ComFusionModule(torch.nn.Module):
     "The trained parts of Stable Diffusion (UNet, text encoder); the forward is the task's loss."
     def __init__(self, unet, text_encoder, loss_fn):
@@ -96,7 +98,7 @@ def _sample_latents(dist:torch.Tensor, generator, scale:float) -> torch.Tensor:
     mean, std = dist.float().chunk(2, dim=1)
     return (mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)) * scale
 
-# %% ../nbs/06c_comfusion_train.ipynb #4f739966
+# %% ../nbs/06c_comfusion_train.ipynb #5b52a3c2
 @dataclass
 class ComFusionTask:
     "ComFusion (and DreamBooth, and the paper's ablations) as a task of the training engine."
@@ -111,8 +113,8 @@ class ComFusionTask:
     prior_guidance:float = 7.5 # guidance of a prior image
     resolution:int|None = None # training resolution; None = the UNet's native size (SD 1.5: 512)
     prior_weight:float = LAMBDAS["prior"] # λ_C^S
-    fusion_instance_weight:float = LAMBDAS["fusion_instance"] # λ_F^I; 0 = without L_F^I
-    fusion_scene_weight:float = LAMBDAS["fusion_scene"] # λ_F^S; 0 = without L_F^S
+    fusion_instance_weight:float = LAMBDAS["fusion_instance"] # λ_F^I; 0 = without L_F^I (and DINO is not loaded)
+    fusion_scene_weight:float = LAMBDAS["fusion_scene"] # λ_F^S; 0 = without L_F^S (and CLIP is not loaded)
     tau:int = 3 # coarse DDIM steps of the fusion stream
     fusion_grad:str = "last" # "last" or "all": which UNet calls of the coarse denoise the fusion losses differentiate
     fusion_t_range:list = field(default_factory=lambda: [.2, .8]) # fractions of T between which the fusion stream's t is drawn
@@ -130,148 +132,181 @@ class ComFusionTask:
     @property
     def fusion(self) -> bool: return bool(self.fusion_instance_weight or self.fusion_scene_weight)
 
-    def _aux(self, name, cfg):
-        given = getattr(self, name)
-        return given if given is not None else ("tiny" if cfg.pretrained == "tiny" else dict(dino=DINO_ID, clip=CLIP_ID, tiny_decoder=TAESD_ID)[name])
-
     def prior_prompts(self) -> list[str]:
         "The prior texts: one per scene ('a dog in the rain', ...) or DreamBooth's single 'a dog'."
         if self.prior == "class_scene": return class_scene_prompts(self.class_noun, self.scenes)
         if self.prior == "class": return [class_prompt(self.class_noun)]
         raise ValueError(f"prior={self.prior!r} must be 'class_scene' or 'class'")
 
-    def check(self):
-        "Refuse argument combinations that can't run, naming the argument."
-        self.prior_prompts()
-        if self.fusion and self.prior != "class_scene":
-            raise ValueError(f"the fusion stream needs class-scene priors: set prior='class_scene' or both fusion weights to 0")
-        if self.fusion_grad not in ("last", "all"): raise ValueError(f"fusion_grad={self.fusion_grad!r} must be 'last' or 'all'")
-        if self.decoder not in ("vae", "tiny"): raise ValueError(f"decoder={self.decoder!r} must be 'vae' or 'tiny'")
-        if self.tau < 1: raise ValueError(f"tau={self.tau} must be at least 1")
-        if self.lora_rank and self.train_text_encoder:
-            from transformers.integrations.peft import MIN_PEFT_VERSION
-            from transformers.utils.peft_utils import check_peft_version
-            try: check_peft_version(MIN_PEFT_VERSION)
-            except ValueError as e:
-                raise ValueError(f"lora_rank={self.lora_rank} with train_text_encoder=True: transformers' LoRA for the text encoder "
-                                 f"needs peft >= {MIN_PEFT_VERSION} ({e}); upgrade peft or set train_text_encoder=False") from None
+    def _model_id(self, name, cfg) -> str:
+        "The `dino`, `clip` or `tiny_decoder` argument, or its default for `cfg.pretrained`."
+        given = getattr(self, name)
+        if given is not None: return given
+        return "tiny" if cfg.pretrained == "tiny" else dict(dino=DINO_ID, clip=CLIP_ID, tiny_decoder=TAESD_ID)[name]
 
-    def build(self, cfg, accelerator) -> ComFusionModule:
-        "Load Stable Diffusion and the fusion stream's frozen models; make the UNet (and text encoder) trainable."
-        self.check()
-        dev, dt = accelerator.device, weight_dtype(accelerator)
-        self.pipe = load_sd_pipeline(cfg.pretrained, torch_dtype=dt).to(dev)
-        self.pipe.set_progress_bar_config(disable=True)
-        unet, te = self.pipe.unet, self.pipe.text_encoder
-        for m in (unet, te, self.pipe.vae): m.requires_grad_(False)
-        if self.lora_rank:
-            alpha = self.lora_alpha or self.lora_rank
-            unet.add_adapter(LoraConfig(r=self.lora_rank, lora_alpha=alpha, init_lora_weights="gaussian",
-                                        target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
-            if self.train_text_encoder:
-                te.add_adapter(LoraConfig(r=self.lora_rank, lora_alpha=alpha, init_lora_weights="gaussian",
-                                          target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]))
-        else:
-            unet.requires_grad_(True); te.requires_grad_(self.train_text_encoder)
-        cast_training_params([unet, te], torch.float32)  # trained weights in float32, frozen ones in the run's dtype
-        if cfg.gradient_checkpointing:
-            unet.enable_gradient_checkpointing()
-            if self.train_text_encoder: te.gradient_checkpointing_enable()
-        self.fusion_decoder = self.pipe.vae if self.decoder == "vae" else load_tiny_decoder(self._aux("tiny_decoder", cfg), torch_dtype=dt).to(dev)
-        if self.fusion:
-            self.dino_model, self.dino_processor = load_dino(self._aux("dino", cfg), torch_dtype=dt)
-            self.clip_model, self.clip_processor = load_clip(self._aux("clip", cfg), torch_dtype=dt)
-            for m in (self.dino_model, self.clip_model, self.fusion_decoder): m.to(dev).requires_grad_(False).eval()
-        self.resolution = self.resolution or unet.config.sample_size * self.pipe.vae_scale_factor
-        self.base = cfg.pretrained
-        return ComFusionModule(unet, te, self.loss)
+# %% ../nbs/06c_comfusion_train.ipynb #339d454f
+@patch
+def check(self:ComFusionTask):
+    "Refuse arguments that can't run, naming the argument."
+    for name in ("scenes", "sample_scenes"):
+        v = getattr(self, name)
+        if isinstance(v, str) or (v is not None and not all(isinstance(x, str) and x.strip() for x in v)):
+            raise ValueError(f"{name}={v!r} must be a list of scene phrases (with papermill, pass lists with -y)")
+    for name in ("identifier", "class_noun"):
+        if not str(getattr(self, name)).strip(): raise ValueError(f"{name} must not be empty")
+    self.prior_prompts()
+    if self.fusion and self.prior != "class_scene":
+        raise ValueError("the fusion stream needs class-scene priors: set prior='class_scene' or both fusion weights to 0")
+    if self.fusion_grad not in ("last", "all"): raise ValueError(f"fusion_grad={self.fusion_grad!r} must be 'last' or 'all'")
+    if self.decoder not in ("vae", "tiny"): raise ValueError(f"decoder={self.decoder!r} must be 'vae' or 'tiny'")
+    if not (isinstance(self.tau, int) and self.tau >= 1): raise ValueError(f"tau={self.tau!r} must be a positive integer")
+    lo, hi = self.fusion_t_range
+    if not 0 <= lo <= hi < 1: raise ValueError(f"fusion_t_range={list(self.fusion_t_range)} must satisfy 0 <= low <= high < 1")
+    if self.lora_rank < 0: raise ValueError(f"lora_rank={self.lora_rank} must be 0 (full fine-tuning) or positive")
+    if self.lora_rank and self.train_text_encoder:
+        from transformers.integrations.peft import MIN_PEFT_VERSION
+        from transformers.utils.peft_utils import check_peft_version
+        try: check_peft_version(MIN_PEFT_VERSION)
+        except ValueError as e:
+            raise ValueError(f"lora_rank={self.lora_rank} with train_text_encoder=True: transformers' LoRA for the text encoder "
+                             f"needs peft >= {MIN_PEFT_VERSION} ({e}); upgrade peft or set train_text_encoder=False") from None
 
-    @torch.no_grad()
-    def _encode(self, images:list[Image.Image], batch_size:int=8) -> torch.Tensor:
-        "VAE posterior of each image as [mean; std] along channels (float32, on the CPU)."
-        vae, out = self.pipe.vae, []
-        for k in range(0, len(images), batch_size):
-            d = vae.encode(to_model_pixels(images[k:k + batch_size]).to(vae.device, vae.dtype)).latent_dist
-            out.append(torch.cat([d.mean, d.std], 1).float().cpu())
-        return torch.cat(out)
+# %% ../nbs/06c_comfusion_train.ipynb #8806ffad
+@patch
+def build(self:ComFusionTask, cfg, accelerator) -> ComFusionModule:
+    "Load Stable Diffusion, draw the priors with it, load the fusion stream's frozen models, make UNet (and text encoder) trainable."
+    self.check()
+    dev, dt = accelerator.device, weight_dtype(accelerator)
+    self.base, self.dtype = cfg.pretrained, dt
+    self.pipe = load_sd_pipeline(cfg.pretrained, torch_dtype=dt).to(dev)
+    self.pipe.set_progress_bar_config(disable=True)
+    if (kind := self.pipe.scheduler.config.get("prediction_type", "epsilon")) != "epsilon":
+        raise ValueError(f"pretrained={cfg.pretrained!r} predicts {kind!r}; ComFusion's losses and Eq. 8 need an ε-prediction model")
+    self.resolution = self.resolution or self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
+    self.subject = load_subject_images(self.instance_images, self.resolution)
+    self.prior_path = Path(self.prior_dir or Path(cfg.output_dir) / "priors")
+    generate_priors(cfg.pretrained, self.prior_prompts(), self.num_priors, self.prior_path, num_inference_steps=self.prior_steps,
+                    guidance_scale=self.prior_guidance, height=self.resolution, width=self.resolution, seed=cfg.seed,
+                    torch_dtype=dt, accelerator=accelerator, pipe=self.pipe, progress=accelerator.is_local_main_process)
+    unet, te = self.pipe.unet, self.pipe.text_encoder
+    for m in (unet, te, self.pipe.vae): m.requires_grad_(False)
+    if self.lora_rank:
+        alpha = self.lora_alpha or self.lora_rank
+        unet.add_adapter(LoraConfig(r=self.lora_rank, lora_alpha=alpha, init_lora_weights="gaussian",
+                                    target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+        if self.train_text_encoder:
+            te.add_adapter(LoraConfig(r=self.lora_rank, lora_alpha=alpha, init_lora_weights="gaussian",
+                                      target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]))
+    else: unet.requires_grad_(True); te.requires_grad_(self.train_text_encoder)
+    cast_training_params([unet, te], torch.float32)
+    self.fusion_decoder = self.pipe.vae if self.decoder == "vae" else load_tiny_decoder(self._model_id("tiny_decoder", cfg), torch_dtype=dt)
+    self.dino_model = self.clip_model = None
+    if self.fusion_instance_weight: self.dino_model, self.dino_processor = load_dino(self._model_id("dino", cfg), torch_dtype=dt)
+    if self.fusion_scene_weight: self.clip_model, self.clip_processor = load_clip(self._model_id("clip", cfg), torch_dtype=dt)
+    for m in (self.dino_model, self.clip_model, self.fusion_decoder):
+        if m is not None: m.to(dev).requires_grad_(False).eval()
+    if cfg.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+        if self.train_text_encoder: te.gradient_checkpointing_enable()
+        if self.fusion: self.fusion_decoder.enable_gradient_checkpointing()
+    return ComFusionModule(unet, te, self.loss)
 
-    def data(self, cfg, accelerator) -> tuple:
-        "Draw (or reuse) the priors, encode priors and subject once, and deal the samples to the ranks."
-        prompts = self.prior_prompts()
-        prior_dir = Path(self.prior_dir or Path(cfg.output_dir) / "priors")
-        generate_priors(cfg.pretrained, prompts, self.num_priors, prior_dir, num_inference_steps=self.prior_steps,
-                        guidance_scale=self.prior_guidance, height=self.resolution, width=self.resolution, seed=cfg.seed,
-                        torch_dtype=self.pipe.unet.dtype, accelerator=accelerator, pipe=self.pipe,
-                        progress=accelerator.is_local_main_process)
-        rows = read_priors(prior_dir)
-        subject = load_subject_images(self.instance_images, self.resolution)
-        self.subject = subject
-        priors = [Image.open(r["path"]).convert("RGB") for r in rows]
-        subject_dino, scene_clip = torch.zeros(len(subject), 1), {}
-        if self.fusion:
-            with torch.no_grad():
-                px = (to_model_pixels(subject) / 2 + .5).to(accelerator.device, self.dino_model.dtype)
-                subject_dino = dino_embeds(self.dino_model, pixel_values(px, self.dino_processor)).float().cpu()
-                emb = clip_text_embeds(self.clip_model, self.clip_processor, prompts).float().cpu()
-                scene_clip = dict(zip(prompts, emb))
-        ds = ComFusionDataset(self._encode(priors), [r["prompt"] for r in rows], self._encode(subject), subject_dino, scene_clip,
-                              self.pipe.tokenizer, self.identifier, self.class_noun, self.fusion)
-        sampler = ShardedBatchSampler(len(ds), cfg.batch_size, cfg.seed, accelerator.num_processes, accelerator.process_index)
-        return ds, sampler, None
+# %% ../nbs/06c_comfusion_train.ipynb #b2708151
+@patch
+@torch.no_grad()
+def _encode(self:ComFusionTask, images:list[Image.Image], batch_size:int=8) -> torch.Tensor:
+    "VAE posterior of each image as [mean; std] along channels (float32, on the CPU)."
+    vae, out = self.pipe.vae, []
+    for k in range(0, len(images), batch_size):
+        d = vae.encode(to_model_pixels(images[k:k + batch_size]).to(vae.device, vae.dtype)).latent_dist
+        out.append(torch.cat([d.mean, d.std], 1).float().cpu())
+    return torch.cat(out)
 
-    def fusion_terms(self, unet, text_encoder, batch:dict, prior_latents:torch.Tensor, generator:torch.Generator) -> tuple:
-        "(L_F^I, L_F^S): noise the priors to t in the fusion range, coarse-denoise with T^IS, decode, score with DINO and CLIP."
-        sched, dev = self.pipe.scheduler, unet.device
-        tf = fusion_timesteps(len(prior_latents), sched.config.num_train_timesteps, *self.fusion_t_range, generator=generator).to(dev)
-        zf = sched.add_noise(prior_latents, torch.randn(prior_latents.shape, generator=generator).to(dev), tf)
-        emb = text_encoder(batch["fusion_ids"])[0]
-        zhat = coarse_denoise(lambda x, tt: unet(x, tt, emb).sample, zf, tf, self.tau, sched.alphas_cumprod, self.fusion_grad)
-        return fusion_losses(decode_pixels(zhat, self.fusion_decoder), batch["subject_dino"], batch["scene_clip"],
-                             self.dino_model, self.dino_processor, self.clip_model, self.clip_processor)
+@patch
+def data(self:ComFusionTask, cfg, accelerator) -> tuple:
+    "Encode the priors and the subject once, embed the fusion targets once, and deal the samples to the ranks."
+    prompts, rows = self.prior_prompts(), read_priors(self.prior_path)
+    priors = [Image.open(r["path"]).convert("RGB") for r in rows]
+    subject_dino, scene_clip = torch.zeros(len(self.subject), 1), {}
+    with torch.no_grad():
+        if self.dino_model is not None:
+            px = (to_model_pixels(self.subject) / 2 + .5).to(accelerator.device)
+            subject_dino = dino_embeds(self.dino_model, pixel_values(px, self.dino_processor)).float().cpu()
+        if self.clip_model is not None:
+            scene_clip = dict(zip(prompts, clip_text_embeds(self.clip_model, self.clip_processor, prompts).float().cpu()))
+        elif self.fusion: scene_clip = {p: torch.zeros(1) for p in prompts}
+    ds = ComFusionDataset(self._encode(priors), [r["prompt"] for r in rows], self._encode(self.subject), subject_dino, scene_clip,
+                          self.pipe.tokenizer, self.identifier, self.class_noun, self.fusion)
+    sampler = ShardedBatchSampler(len(ds), cfg.batch_size, cfg.seed, accelerator.num_processes, accelerator.process_index)
+    return ds, sampler, None
 
-    def loss(self, unet, text_encoder, batch:dict, generator:torch.Generator) -> dict:
-        "Eq. 6 on one batch: the composite stream in one forward, then (if weighted) the fusion stream."
-        sched, scale, dev = self.pipe.scheduler, self.pipe.vae.config.scaling_factor, unet.device
-        b = len(batch["subject_latents"])
-        z = torch.cat([_sample_latents(batch["subject_latents"], generator, scale),
-                       _sample_latents(batch["prior_latents"], generator, scale)]).to(dev)
-        noise = torch.randn(z.shape, generator=generator).to(dev)
-        t = torch.randint(0, sched.config.num_train_timesteps, (len(z),), generator=generator).to(dev)
-        emb = text_encoder(torch.cat([batch["subject_ids"], batch["prior_ids"]]))[0]
-        pred = unet(sched.add_noise(z, noise, t), t, emb).sample
-        l_inst, l_prior = composite_losses(pred, noise, b)
-        l_fi, l_fs = self.fusion_terms(unet, text_encoder, batch, z[b:], generator) if self.fusion else (l_inst.new_zeros(()),) * 2
-        loss = comfusion_loss(l_inst, l_prior, l_fi, l_fs, self.prior_weight, self.fusion_instance_weight, self.fusion_scene_weight)
-        return dict(loss=loss, instance=l_inst.detach(), prior=l_prior.detach(), fusion_instance=l_fi.detach(), fusion_scene=l_fs.detach())
+# %% ../nbs/06c_comfusion_train.ipynb #df5871e7
+@patch
+def fusion_terms(self:ComFusionTask, unet, text_encoder, batch:dict, prior_latents:torch.Tensor, generator:torch.Generator) -> tuple:
+    "(L_F^I, L_F^S): noise the priors to t in the fusion range, coarse-denoise with T^IS, decode, score with DINO and CLIP."
+    sched, dev = self.pipe.scheduler, unet.device
+    tf = fusion_timesteps(len(prior_latents), sched.config.num_train_timesteps, *self.fusion_t_range, generator=generator).to(dev)
+    zf = sched.add_noise(prior_latents, torch.randn(prior_latents.shape, generator=generator).to(dev), tf)
+    emb = text_encoder(batch["fusion_ids"])[0]
+    zhat = coarse_denoise(lambda x, tt: unet(x, tt, emb).sample, zf, tf, self.tau, sched.alphas_cumprod, self.fusion_grad)
+    px, zero = decode_pixels(zhat, self.fusion_decoder), zhat.new_zeros((), dtype=torch.float32)
+    l_fi = fusion_instance_loss(px, batch["subject_dino"], self.dino_model, self.dino_processor) if self.dino_model is not None else zero
+    l_fs = fusion_scene_loss(px, batch["scene_clip"], self.clip_model, self.clip_processor) if self.clip_model is not None else zero
+    return l_fi, l_fs
 
-    def sample_prompts(self) -> list[str]:
-        "The validation prompts: 'a sks dog in the rain', ... for the sample scenes."
-        scenes = self.sample_scenes or (self.scenes or SCENES)[:3]
-        return [f"{instance_prompt(self.identifier, self.class_noun)} {s}" for s in scenes]
+@patch
+def loss(self:ComFusionTask, unet, text_encoder, batch:dict, generator:torch.Generator) -> dict:
+    "Eq. 6 on one batch: the composite stream in one forward, then (if weighted) the fusion stream."
+    sched, scale, dev = self.pipe.scheduler, self.pipe.vae.config.scaling_factor, unet.device
+    b = len(batch["subject_latents"])
+    z = torch.cat([_sample_latents(batch["subject_latents"], generator, scale),
+                   _sample_latents(batch["prior_latents"], generator, scale)]).to(dev)
+    noise = torch.randn(z.shape, generator=generator).to(dev)
+    t = torch.randint(0, sched.config.num_train_timesteps, (len(z),), generator=generator).to(dev)
+    emb = text_encoder(torch.cat([batch["subject_ids"], batch["prior_ids"]]))[0]
+    pred = unet(sched.add_noise(z, noise, t), t, emb).sample
+    l_inst, l_prior = composite_losses(pred, noise, b)
+    l_fi, l_fs = self.fusion_terms(unet, text_encoder, batch, z[b:], generator) if self.fusion else (l_inst.new_zeros(()),) * 2
+    loss = comfusion_loss(l_inst, l_prior, l_fi, l_fs, self.prior_weight, self.fusion_instance_weight, self.fusion_scene_weight)
+    return dict(loss=loss, instance=l_inst.detach(), prior=l_prior.detach(), fusion_instance=l_fi.detach(), fusion_scene=l_fs.detach())
 
-    def sample(self, module, cfg) -> list:
-        "The subject, then one image per sample prompt (DDIM, guidance 7.5), from one seed."
-        pipe = StableDiffusionPipeline(**{**self.pipe.components, "unet": module.unet, "text_encoder": module.text_encoder, "requires_safety_checker": False})
-        pipe.set_progress_bar_config(disable=True)
-        images = [pipe(p, num_inference_steps=self.sample_steps, guidance_scale=self.sample_guidance, height=self.resolution,
-                       width=self.resolution, generator=torch.Generator().manual_seed(cfg.seed)).images[0] for p in self.sample_prompts()]
-        return [self.subject[0]] + images
+# %% ../nbs/06c_comfusion_train.ipynb #baae241c
+@patch
+def sample_prompts(self:ComFusionTask) -> list[str]:
+    "The validation prompts: 'a sks dog in the rain', ... for the sample scenes."
+    scenes = self.sample_scenes or (self.scenes or SCENES)[:3]
+    return [f"{instance_prompt(self.identifier, self.class_noun)} {s}" for s in scenes]
 
-    def export(self, module, out_dir):
-        "A full diffusers pipeline (full fine-tuning) or LoRA weights in diffusers' format, with `comfusion.json`."
-        out_dir = Path(out_dir)
-        if self.lora_rank:
-            te = get_peft_model_state_dict(module.text_encoder) if self.train_text_encoder else None
-            StableDiffusionPipeline.save_lora_weights(
-                out_dir, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(module.unet)),
-                text_encoder_lora_layers=convert_state_dict_to_diffusers(te) if te else None)
-        else:
-            StableDiffusionPipeline(**{**self.pipe.components, "unet": module.unet, "text_encoder": module.text_encoder, "requires_safety_checker": False}).save_pretrained(out_dir)
-        meta = dict(base=self.base, identifier=self.identifier, class_noun=self.class_noun, lora=bool(self.lora_rank),
-                    prompt=instance_prompt(self.identifier, self.class_noun))
-        (out_dir / "comfusion.json").write_text(json.dumps(meta, indent=1))
+@patch
+def sample(self:ComFusionTask, module, cfg) -> list:
+    "The subject, then one image per sample prompt (DDIM, guidance 7.5), from one seed."
+    pipe = StableDiffusionPipeline(**{**self.pipe.components, "unet": module.unet, "text_encoder": module.text_encoder,
+                                      "requires_safety_checker": False})
+    pipe.set_progress_bar_config(disable=True)
+    images = [pipe(p, num_inference_steps=self.sample_steps, guidance_scale=self.sample_guidance, height=self.resolution,
+                   width=self.resolution, generator=torch.Generator().manual_seed(cfg.seed)).images[0] for p in self.sample_prompts()]
+    return [self.subject[0]] + images
 
-# %% ../nbs/06c_comfusion_train.ipynb #a339e0eb
+@patch
+def export(self:ComFusionTask, module, out_dir):
+    "A full diffusers pipeline (full fine-tuning) or LoRA weights in diffusers' format, with `comfusion.json`."
+    out_dir = Path(out_dir)
+    if self.lora_rank:
+        kw = dict(unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(module.unet)),
+                  unet_lora_adapter_metadata=module.unet.peft_config["default"].to_dict())
+        if self.train_text_encoder:
+            kw |= dict(text_encoder_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(module.text_encoder)),
+                       text_encoder_lora_adapter_metadata=module.text_encoder.peft_config["default"].to_dict())
+        StableDiffusionPipeline.save_lora_weights(out_dir, **kw)
+    else:
+        base = load_sd_pipeline(self.base).components
+        trained = {"unet": module.unet} | ({"text_encoder": module.text_encoder} if self.train_text_encoder else {})
+        StableDiffusionPipeline(**{**base, **trained, "requires_safety_checker": False}).save_pretrained(out_dir)
+    meta = dict(base=self.base, identifier=self.identifier, class_noun=self.class_noun, lora=bool(self.lora_rank),
+                prompt=instance_prompt(self.identifier, self.class_noun))
+    (out_dir / "comfusion.json").write_text(json.dumps(meta, indent=1))
+
+# %% ../nbs/06c_comfusion_train.ipynb #b34cd99b
 DREAMBOOTH = dict(prior="class", fusion_instance_weight=0., fusion_scene_weight=0.)
 ABLATIONS = {  # the rows of the paper's Table 3, as ComFusionTask arguments
     "DreamBooth": DREAMBOOTH,
@@ -286,7 +321,7 @@ def dreambooth_task(**kwargs) -> ComFusionTask:
     "DreamBooth with prior preservation: ComFusion with the class prior 'a dog' and no fusion stream."
     return ComFusionTask(**{**DREAMBOOTH, **kwargs})
 
-# %% ../nbs/06c_comfusion_train.ipynb #6760121c
+# %% ../nbs/06c_comfusion_train.ipynb #f515df7e
 def load_comfusion_pipeline(path, # the `final` folder of a ComFusion run
                             pretrained:str|None=None, # base model for LoRA weights; None = the one in comfusion.json
                             torch_dtype=torch.float32) -> StableDiffusionPipeline:

@@ -6,9 +6,9 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/training.html.md"""
 
 # %% auto #0
 __all__ = ['TASKS', 'CKPT_PREFIX', 'TrainConfig', 'save_config', 'load_config', 'Task', 'get_task', 'data_position',
-           'step_generator', 'make_optimizer', 'make_scheduler', 'trainable_state', 'weights_digest', 'save_checkpoint',
-           'checkpoint_problem', 'find_checkpoint', 'load_checkpoint', 'read_metrics', 'plot_metrics', 'latest_samples',
-           'image_grid', 'train', 'main', 'launch_command', 'launch']
+           'step_generator', 'make_optimizer', 'weight_dtype', 'make_scheduler', 'trainable_state', 'weights_digest',
+           'save_checkpoint', 'checkpoint_problem', 'find_checkpoint', 'load_checkpoint', 'read_metrics',
+           'plot_metrics', 'latest_samples', 'image_grid', 'train', 'main', 'launch_command', 'launch']
 
 # %% ../nbs/08_training.ipynb #c7e6ce1f
 from collections import deque
@@ -120,6 +120,10 @@ def make_optimizer(params, cfg:TrainConfig) -> torch.optim.Optimizer:
         from prodigyopt import Prodigy
         return Prodigy(params, lr=cfg.lr, weight_decay=cfg.weight_decay, safeguard_warmup=cfg.warmup_steps > 0)
     raise ValueError(f"optimizer={cfg.optimizer!r} must be 'adamw' or 'prodigy'")
+
+def weight_dtype(accelerator) -> torch.dtype:
+    "The dtype of the frozen weights under `accelerator`'s mixed precision (trained weights stay in float32)."
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(accelerator.mixed_precision), torch.float32)
 
 def make_scheduler(optimizer, cfg:TrainConfig):
     "diffusers' learning-rate schedule `cfg.lr_scheduler` over `cfg.steps` with `cfg.warmup_steps` of warmup."
@@ -286,7 +290,7 @@ def _to_device(batch, device):
 def _validate(accelerator, task, module, cfg, step):
     "Save the task's sample images as a grid under `samples/` and log them."
     if not accelerator.is_main_process: return
-    images = task.sample(accelerator.unwrap_model(module), cfg)
+    with accelerator.autocast(): images = task.sample(accelerator.unwrap_model(module), cfg)  # frozen parts are in the run's dtype
     if not images: return
     grid, path = image_grid(images, getattr(task, "sample_cols", None)), Path(cfg.output_dir) / "samples" / f"step-{step:06d}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -354,7 +358,6 @@ def train(cfg:TrainConfig, task:Task|None=None) -> Path:
             last_good = save_checkpoint(accelerator, module, optimizer, scheduler, step, cfg)
         if cfg.validate_every and step % cfg.validate_every == 0 and step != cfg.steps: _validate(accelerator, task, module, cfg, step)
     bar.close()
-    _validate(accelerator, task, module, cfg, step)
     digests = gather_object([weights_digest(accelerator.unwrap_model(module))])
     final = out / "final"
     if accelerator.is_main_process:
@@ -364,6 +367,7 @@ def train(cfg:TrainConfig, task:Task|None=None) -> Path:
         _atomic_write(tmp / "ranks.json", json.dumps({"step": step, "weights_sha256": digests}, indent=1))
         shutil.rmtree(final, ignore_errors=True); os.replace(tmp, final)
     accelerator.wait_for_everyone()
+    _validate(accelerator, task, module, cfg, step)  # after the export: a failing sampler can't cost the trained weights
     accelerator.end_training()
     return final
 
