@@ -94,12 +94,17 @@ class GenerationCache:
         return self.root / folder / f"{slug(prompt)}_seed{seed}_{_short_hash(method, prompt, seed)}.png"
 
     def get(self, method:str, prompt:str, seed:int) -> Image.Image|None:
-        "The cached RGB image, or None if it is absent, does not match its sidecar's hash, or cannot be decoded."
+        "The cached RGB image, or None if it is absent, cannot be decoded, or its sidecar is not this key's or has another hash."
+        method, prompt, seed = _check_key(method, prompt, seed)
         path = self.path(method, prompt, seed)
+        side = path.with_suffix(".json")
         try:
             data = path.read_bytes()
-            meta = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").exists() else {}
-            if meta.get("sha256", hashlib.sha256(data).hexdigest()) != hashlib.sha256(data).hexdigest(): return None
+            digest = hashlib.sha256(data).hexdigest()
+            if side.exists():
+                meta = json.loads(side.read_text())
+                if not isinstance(meta, dict) or (meta.get("method"), meta.get("prompt"), meta.get("seed")) != (method, prompt, seed): return None
+                if meta.get("sha256", digest) != digest: return None
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
                 return im.convert("RGB")
@@ -136,7 +141,7 @@ class GenerationCache:
         for side in sorted(self.root.glob("*/*.json")):
             try: meta = json.loads(side.read_text())
             except (OSError, ValueError): continue
-            if side.with_suffix(".png").exists(): out.append(meta | {"path": str(side.with_suffix(".png"))})
+            if isinstance(meta, dict) and side.with_suffix(".png").exists(): out.append(meta | {"path": str(side.with_suffix(".png"))})
         return out
 
     def __len__(self): return len(self.entries())
