@@ -26,6 +26,7 @@ UNet + text encoder trained, ~1.0B trainable parameters) needs ~17 GB of RAM on 
     python bench/comfusion_step.py [--resolution 512] [--steps 3] [--warmup 1] [--lora] [--bf16] [--variants a,b]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
+from peak_memory import reset_peak_rss, status_mb  # bench/peak_memory.py (this folder is on sys.path)
 from pathlib import Path
 
 VARIANTS = {  # ComFusionTask arguments of each variant; "dreambooth" goes through `dreambooth_task`
@@ -38,18 +39,6 @@ VARIANTS = {  # ComFusionTask arguments of each variant; "dreambooth" goes throu
 PAPER = dict(comfusion_s=597.7, dreambooth_s=491.8, steps=1200)  # ComFusion paper: training time of 1200 steps
 MODELS_VERSION = 1  # bump when a model below changes shape, so that an old cache is not reused
 CLIP_VOCAB = 49408  # the real CLIP vocabulary; the tiny tokenizer's ids are a subset of it
-
-def _status_mb(key):
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith(key)) / 1024
-
-def _reset_peak_rss():
-    # Writing "5" to /proc/self/clear_refs (Linux >= 4.0) resets VmHWM to the current RSS: VmHWM at the end is then the
-    # peak since this point. Without it VmHWM is max(import peak, run peak); the run peak dominates here by far.
-    try:
-        with open("/proc/self/clear_refs", "w") as f: f.write("5")
-    except OSError: pass
-    return _status_mb("VmRSS")
 
 # ---------------------------------------------------------------- random models, saved once
 
@@ -157,7 +146,7 @@ def run_variant(variant, a):
     from dreamfuse_lit.training import make_optimizer, step_generator
     gpu = torch.cuda.is_available()
     if a.device == "cuda" and not gpu: raise RuntimeError("--device cuda: torch sees no CUDA device")
-    base_rss = _reset_peak_rss()
+    base_rss = reset_peak_rss()
     if gpu: torch.cuda.reset_peak_memory_stats()
     dirs = model_dirs(a.models_dir)
     with tempfile.TemporaryDirectory(prefix="comfusion_bench_") as out:
@@ -193,7 +182,7 @@ def run_variant(variant, a):
             if k >= a.warmup: times.append(dt); cpu_times.append(dc)
             print(f"{variant} step {k} ({'warmup' if k < a.warmup else 'timed'}): {dt:.2f} s wall, {dc:.2f} s CPU",
                   file=sys.stderr, flush=True)
-        peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else _status_mb("VmHWM") - base_rss
+        peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else status_mb("VmHWM") - base_rss
         return dict(variant=variant, device=torch.cuda.get_device_name() if gpu else f"cpu ({torch.get_num_threads()} threads)",
                     resolution=task.resolution, batch_size=cfg.batch_size, sec_per_step=statistics.median(times), step_times=times,
                     cpu_sec_per_step=statistics.median(cpu_times),

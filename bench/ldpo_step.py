@@ -14,24 +14,11 @@ a 64-token prompt on CPU; on a GPU the same model in bf16 at 512x512 with a 512-
     python bench/ldpo_step.py [--steps 3] [--checkpointing]
 """
 import argparse, copy, json, os, subprocess, sys, tempfile, time
+from peak_memory import reset_peak_rss, status_mb  # bench/peak_memory.py (this folder is on sys.path)
 
 MODEL = dict(num_layers=2, num_single_layers=4, num_attention_heads=8, attention_head_dim=64, joint_attention_dim=512,
              pooled_projection_dim=256, axes_dims_rope=[8, 28, 28])
 LORA = dict(r=16, lora_alpha=16, init_lora_weights="gaussian", target_modules=["to_q", "to_k", "to_v", "to_out.0"])
-
-def _status_mb(key):
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith(key)) / 1024
-
-def _reset_peak_rss():
-    # ru_maxrss / VmHWM is the peak over the whole process, imports included. Writing "5" to /proc/self/clear_refs
-    # (Linux >= 4.0) resets VmHWM to the current RSS, so VmHWM at the end is the peak since this point and
-    # VmHWM(end) - VmRSS(now) is what the model, its activations and the optimizer added on top of the imports.
-    # Without clear_refs, VmHWM still is max(import peak, run peak); the run peak dominates here by far.
-    try:
-        with open("/proc/self/clear_refs", "w") as f: f.write("5")
-    except OSError: pass
-    return _status_mb("VmRSS")
 
 def make_stage1_lora(out_dir, dtype):
     "A stage-1 LoRA + image tags with random non-zero values, written by `save_dreamfuse_lora`."
@@ -61,7 +48,7 @@ def run_variant(variant, steps, stage1_dir, checkpointing=False):
     dev, dtype = ("cuda", torch.bfloat16) if gpu else ("cpu", torch.float32)
     side, text_len = (512, 512) if gpu else (256, 64)
     if not gpu: torch.set_num_threads(2)
-    base_rss = _reset_peak_rss()
+    base_rss = reset_peak_rss()
     if gpu: torch.cuda.reset_peak_memory_stats()
     model = random_flux_transformer("dev", torch_dtype=dtype, device=dev, seed=0, **MODEL)
     if variant == "ldpo": add_ldpo_adapters(model, stage1_dir)
@@ -108,7 +95,7 @@ def run_variant(variant, steps, stage1_dir, checkpointing=False):
     t0 = time.perf_counter()
     for _ in range(steps): step()
     sec = (time.perf_counter() - t0) / steps
-    peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else _status_mb("VmHWM") - base_rss
+    peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else status_mb("VmHWM") - base_rss
     n_base = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n and "image_tags" not in n)
     return dict(device=torch.cuda.get_device_name() if gpu else "cpu", side=side, sec_per_step=sec, peak_mb=peak,
                 base_params_m=n_base / 1e6, trainable_params_m=sum(p.numel() for p in params) / 1e6,
