@@ -28,7 +28,7 @@ from .metrics import pixel_values, dino_embeds, clip_text_embeds
 from .priors import generate_priors, read_priors
 from .training import weight_dtype
 from .demo import data_path
-from .zoo import (SD_ID, DINO_ID, CLIP_ID, TAESD_ID, load_sd_pipeline, load_dino, load_clip, load_tiny_decoder)
+from .zoo import (DINO_ID, CLIP_ID, TAESD_ID, load_sd_pipeline, load_dino, load_clip, load_tiny_decoder)
 
 # %% ../nbs/06c_comfusion_train.ipynb #2f5b33e1
 DEMO_SUBJECT = "demo/demo-001_foreground.png"  # the demo set's black dog, under `demo.data_path`

@@ -11,7 +11,7 @@ __all__ = ['FIELDS', 'IMAGE_FIELDS', 'SCENES', 'COMPLEXITIES', 'SCALES', 'NEGATI
            'encode_prompts', 'LatentCache', 'cache_manifest']
 
 # %% ../nbs/03_data.ipynb #51793ad8
-import hashlib, json, math, numbers, os, tempfile, warnings
+import hashlib, json, math, numbers, warnings
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from tqdm.auto import tqdm
 from .demo import paste
 from .pipeline import FusionInputs, prepare_fusion
+from .training import atomic_write
 
 # %% ../nbs/03_data.ipynb #4367fe41
 FIELDS = ("id", "foreground", "foreground_mask", "background", "fused", "box", "prompt", "category", "scene", "complexity", "source")
@@ -163,15 +164,7 @@ def write_manifest(rows:Sequence[dict], # manifest rows (image paths relative to
         except ManifestError as e: raise e.at(path, i + 1) from None
         seen[plain["id"]] = i + 1
         lines.append(json.dumps(plain) + "\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f: f.write("".join(lines))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
+    return atomic_write(path, "".join(lines))
 
 # %% ../nbs/03_data.ipynb #0df4d9f9
 SCALES = (512, 768, 1024)
@@ -372,17 +365,8 @@ class LatentCache:
 
     def save(self, key:str, tensors:dict) -> Path:
         "Write entry `key` atomically: a temporary file in its folder, then a rename."
-        p = self.path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.stem[:16]}-", suffix=".tmp", dir=p.parent)
-        os.close(fd)
-        try:
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata={"key": key, "model_id": self.model_id})
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True); raise
-        return p
+        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        return atomic_write(self.path(key), save(tensors, metadata={"key": key, "model_id": self.model_id}))
 
     def get(self, keys:Sequence[str], # entries wanted
             compute, # compute(positions) -> one dict of tensors per position in `keys`, for the missing ones

@@ -6,19 +6,19 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/evaluation.html.md"""
 
 # %% auto #0
 __all__ = ['DREAMBENCH_KINDS', 'LIVE_CLASSES', 'TABLE1_METRICS', 'dreambench_prompts', 'dreambench_kind',
-           'comfusion_scene_prompts', 'slug', 'atomic_write', 'GenerationCache', 'markdown_table', 'write_table',
-           'paper_table', 'comfusion_table', 'load_fusion_set', 'crop_box', 'image_grid']
+           'comfusion_scene_prompts', 'slug', 'GenerationCache', 'markdown_table', 'write_table', 'paper_table',
+           'comfusion_table', 'load_fusion_set', 'crop_box', 'image_grid']
 
 # %% ../nbs/07b_evaluation.ipynb #6292282e
-import csv, hashlib, io, json, math, os, re, tempfile
+import csv, hashlib, io, json, math, re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 import numpy as np
-import torch
 import matplotlib.pyplot as plt
 from PIL import Image
 from .demo import data_path, read_lines
 from .metrics import pil_images
+from .training import atomic_write
 
 # %% ../nbs/07b_evaluation.ipynb #d79c7382
 DREAMBENCH_KINDS = ("object", "live")
@@ -51,21 +51,6 @@ def slug(text:str, max_len:int=48) -> str:
 def _short_hash(*parts, n=10) -> str:
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()[:n]
 
-def atomic_write(path, # destination file
-                 write:Callable, # `write(f)` fills a binary file object
-                ) -> Path:
-    "Write `path` through a temporary file in the same folder and `os.replace`; nothing is left behind on failure."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f); f.flush(); os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's file is private; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
 
 # %% ../nbs/07b_evaluation.ipynb #8efa0408
 def _check_key(method, prompt, seed):

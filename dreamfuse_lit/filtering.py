@@ -11,7 +11,7 @@ __all__ = ['LUMA', 'DICE_THRESHOLD', 'JUDGE_CHECKS', 'TABLE1_COLUMNS', 'image_te
            'write_report']
 
 # %% ../nbs/04_filtering.ipynb #ac9925a4
-import csv, io, json, os, tempfile, warnings
+import csv, io, json, os, warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from .data import SCENES, COMPLEXITIES, IMAGE_FIELDS, image_path, iter_manifest, load_row_images, write_manifest
 from .demo import paste
 from .scenes import CATEGORIES
+from .training import atomic_write
 
 # %% ../nbs/04_filtering.ipynb #8dbc0dda
 LUMA = (0.299, 0.587, 0.114)
@@ -145,18 +146,6 @@ def p_pass(check:JudgeCheck, verdict) -> float:
     return 1 - verdict.p_yes if check.reject_on else verdict.p_yes
 
 # %% ../nbs/04_filtering.ipynb #b1713578
-def _write_atomic(path, data) -> Path:
-    "Write `data` (str or bytes) to `path` through a temporary file in the same folder and `os.replace`."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f: f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
-
 def _read_results(path) -> dict:
     "Results of earlier runs by row id. A torn last line (a run killed mid-write) is cut off the file."
     if not path.exists(): return {}
@@ -217,7 +206,7 @@ def filter_manifest(manifest, # the JSONL manifest to filter
         old = json.loads((out / "settings.json").read_text())
         changed = [f"{k}: was {old.get(k)!r}, now {v!r}" for k, v in settings.items() if old.get(k) != v]
         if changed: raise ValueError(f"{out} holds results of a run with other settings ({'; '.join(changed)}): use a new out_dir")
-    else: _write_atomic(out / "settings.json", json.dumps(settings, indent=1))
+    else: atomic_write(out / "settings.json", json.dumps(settings, indent=1))
     done, rows, errors, todo = _read_results(out / "results.jsonl"), [], [], []
     for line, row, err in iter_manifest(manifest, check_images=True):
         if err is not None: errors.append(_error_record(line, err.reason, err.field, str(err))); continue
@@ -250,7 +239,7 @@ def filter_manifest(manifest, # the JSONL manifest to filter
         else: rejected.append({**moved, "reasons": r["reasons"]})
     write_manifest(kept, out / "kept.jsonl"); write_manifest(rejected, out / "rejected.jsonl")
     errors.sort(key=lambda e: e["line"])
-    _write_atomic(out / "errors.jsonl", "".join(json.dumps(e) + "\n" for e in errors))
+    atomic_write(out / "errors.jsonl", "".join(json.dumps(e) + "\n" for e in errors))
     return {"rows": len(rows) + invalid, "kept": len(kept), "rejected": len(rejected), "errors": len(errors), "new": len(new), "resumed": resumed}
 
 # %% ../nbs/04_filtering.ipynb #b6d5b308
@@ -313,7 +302,7 @@ def _save_figure(fig, path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
-    return _write_atomic(path, buf.getvalue())
+    return atomic_write(path, buf.getvalue())
 
 def write_report(manifest, # the manifest to describe
                  out_dir, # where the four files go
@@ -325,8 +314,8 @@ def write_report(manifest, # the manifest to describe
     rows, bad = [r for _, r, e in results if e is None], [e for _, _, e in results if e is not None]
     if bad: warnings.warn(f"write_report: {len(bad)} bad rows of {manifest} left out, the first: {bad[0]}")
     table, paths = table1(rows), {}
-    paths["table1.md"] = _write_atomic(out / "table1.md", table1_markdown(table))
-    paths["table1.csv"] = _write_atomic(out / "table1.csv", table1_csv(table))
+    paths["table1.md"] = atomic_write(out / "table1.md", table1_markdown(table))
+    paths["table1.csv"] = atomic_write(out / "table1.csv", table1_csv(table))
     def size(r):
         with Image.open(image_path(r, "fused", manifest)) as im: return im.size
     paths["resolutions.png"] = _save_figure(resolution_figure([size(r) for r in rows]), out / "resolutions.png")

@@ -16,7 +16,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 from accelerate import PartialState
 from accelerate.utils import gather_object
-from .training import _atomic_write
+from .training import atomic_write
 from .zoo import load_sd_pipeline
 
 # %% ../nbs/06b_priors.ipynb #623e94fe
@@ -104,7 +104,7 @@ def generate_priors(pretrained, # Stable Diffusion: a hub id, a local directory,
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     check_settings(out_dir, settings)  # no process writes before the barrier: all raise here, or none
     if main:
-        if not (out_dir / SETTINGS_FILE).exists(): _atomic_write(out_dir / SETTINGS_FILE, json.dumps(settings, indent=1))
+        if not (out_dir / SETTINGS_FILE).exists(): atomic_write(out_dir / SETTINGS_FILE, json.dumps(settings, indent=1))
         for left in out_dir.glob(".prior-*.tmp"): left.unlink(missing_ok=True)  # temporary files of a killed run
     state.wait_for_everyone()
     mine = plan[rank::world]
@@ -117,7 +117,7 @@ def generate_priors(pretrained, # Stable Diffusion: a hub id, a local directory,
             images = pipe([e["prompt"] for e in batch], num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                           height=height, width=width, generator=[torch.Generator().manual_seed(e["seed"]) for e in batch]).images
         for e, im in zip(batch, images):
-            buf = io.BytesIO(); im.save(buf, format="PNG"); _atomic_write(out_dir / e["file"], buf.getvalue())
+            buf = io.BytesIO(); im.save(buf, format="PNG"); atomic_write(out_dir / e["file"], buf.getvalue())
         bar.update(len(batch))
     bar.close()
     made = sum(gather_object([len(todo)]))
@@ -127,7 +127,7 @@ def generate_priors(pretrained, # Stable Diffusion: a hub id, a local directory,
         if bad := [e["file"] for e in plan if not image_ok(out_dir / e["file"], (width, height))]:
             raise RuntimeError(f"{out_dir}: {len(bad)} planned priors are missing or unreadable after generation, e.g. {bad[:3]}")
         rows = [dict(file=e["file"], prompt=e["prompt"], index=e["index"], seed=e["seed"]) for e in plan]
-        _atomic_write(manifest, "".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write(manifest, "".join(json.dumps(r) + "\n" for r in rows))
         log(f"{out_dir}: drew {made} of {n} class-scene priors, {n - made} were already there")
     state.wait_for_everyone()
     return manifest
