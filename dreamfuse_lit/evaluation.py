@@ -104,8 +104,8 @@ class GenerationCache:
         buf = io.BytesIO(); im.save(buf, format="PNG"); data = buf.getvalue()
         meta = dict(method=method, prompt=prompt, seed=int(seed), file=path.name, size=list(im.size),
                     sha256=hashlib.sha256(data).hexdigest())
-        atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(meta, ensure_ascii=False, indent=1).encode()))
-        atomic_write(path, lambda f: f.write(data))
+        atomic_write(path.with_suffix(".json"), json.dumps(meta, ensure_ascii=False, indent=1))
+        atomic_write(path, data)
         return path
 
     def get_or_make(self, method:str, prompt:str, seed:int,
@@ -170,8 +170,8 @@ def write_table(rows:Sequence[Mapping], # one dict per row
     w.writerow(cols)
     w.writerows([[_csv_value(r.get(c)) for c in cols] for r in rows])
     out = Path(out_dir)
-    csv_path = atomic_write(out / f"{name}.csv", lambda f: f.write(buf.getvalue().encode()))
-    md_path = atomic_write(out / f"{name}.md", lambda f: f.write(markdown_table(rows, floatfmt).encode()))
+    csv_path = atomic_write(out / f"{name}.csv", buf.getvalue())
+    md_path = atomic_write(out / f"{name}.md", markdown_table(rows, floatfmt))
     return csv_path, md_path
 
 # %% ../nbs/07b_evaluation.ipynb #4707e324
