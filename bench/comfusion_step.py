@@ -1,6 +1,6 @@
 """One ComFusion training step against one DreamBooth step, on Stable-Diffusion-1.5-shaped random models.
 
-The real code path: `ComFusionTask.build` / `ComFusionTask.data` / `ComFusionTask.loss` of `dreamfuse_lit.comfusion_train`,
+The real code path: `ComFusionTask.build` / `ComFusionTask.data` / `ComFusionTask.loss` of `dreamfuse_lit.comfusion.task`,
 unchanged, on models that `from_pretrained` loads from directories this script writes once with `save_pretrained`:
 - Stable Diffusion 1.5's shape: `random_sd_unet("sd15")`, `random_sd_vae("sd15")`, a random `CLIPTextModel` of SD 1.5's
   text encoder (hidden 768, 12 layers, 12 heads, MLP 3072, 77 positions, vocabulary 49408) with the project's offline
@@ -50,7 +50,7 @@ def _build_sd15(d):
     import torch
     from diffusers import DDIMScheduler, StableDiffusionPipeline
     from transformers import CLIPTextConfig, CLIPTextModel
-    from dreamfuse_lit.configs import random_sd_unet, random_sd_vae, tiny_clip_tokenizer
+    from dreamfuse_lit.core.configs import random_sd_unet, random_sd_vae, tiny_clip_tokenizer
     tok = tiny_clip_tokenizer()
     _seeded(2)
     te = CLIPTextModel(CLIPTextConfig(vocab_size=CLIP_VOCAB, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
@@ -72,7 +72,7 @@ def _build_dino(d):
 
 def _build_clip(d):
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
-    from dreamfuse_lit.configs import tiny_clip_tokenizer
+    from dreamfuse_lit.core.configs import tiny_clip_tokenizer
     tok = tiny_clip_tokenizer()
     text = dict(vocab_size=CLIP_VOCAB, hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
                 max_position_embeddings=77, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
@@ -93,7 +93,7 @@ def model_dirs(models_dir) -> dict:
 
 def build_models(models_dir) -> dict:
     "Write each random model once (atomically, via `zoo.build_once`) and return their directories."
-    from dreamfuse_lit.zoo import build_once
+    from dreamfuse_lit.core.zoo import build_once
     dirs = model_dirs(models_dir)
     for k, d in dirs.items():
         if not d.is_dir():
@@ -105,7 +105,7 @@ def build_models(models_dir) -> dict:
 
 def make_task(variant, a, dirs):
     "The task of `variant`, with the bench's cheap priors and the random models."
-    from dreamfuse_lit.comfusion_train import ComFusionTask, dreambooth_task
+    from dreamfuse_lit.comfusion.task import ComFusionTask, dreambooth_task
     kind = "class" if variant == "dreambooth" else "class_scene"
     mp = "bf16" if a.bf16 else "no"
     prior_dir = Path(a.models_dir) / f"priors-{kind}-r{a.resolution}-{mp}-n{a.num_priors}-s{a.prior_steps}"
@@ -115,7 +115,7 @@ def make_task(variant, a, dirs):
     return dreambooth_task(**common) if variant == "dreambooth" else ComFusionTask(**common, **VARIANTS[variant])
 
 def make_config(a, dirs, out_dir):
-    from dreamfuse_lit.training import TrainConfig
+    from dreamfuse_lit.core.training import TrainConfig
     return TrainConfig(method="comfusion", pretrained=str(dirs["sd15"]), output_dir=str(out_dir), batch_size=a.batch_size,
                        mixed_precision="bf16" if a.bf16 else "no", gradient_checkpointing=a.gradient_checkpointing,
                        seed=0, report_to="none")
@@ -143,7 +143,7 @@ def prepare(a):
 def run_variant(variant, a):
     import torch
     from accelerate.utils import send_to_device
-    from dreamfuse_lit.training import make_optimizer, step_generator
+    from dreamfuse_lit.core.training import make_optimizer, step_generator
     gpu = torch.cuda.is_available()
     if a.device == "cuda" and not gpu: raise RuntimeError("--device cuda: torch sees no CUDA device")
     base_rss = reset_peak_rss()

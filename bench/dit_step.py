@@ -16,10 +16,10 @@ def _rss_mb():
 def run_variant(checkpointing, steps):
     import torch
     from peft import LoraConfig
-    from dreamfuse_lit.zoo import random_flux_transformer
-    from dreamfuse_lit.positions import image_ids
-    from dreamfuse_lit.dit import add_image_tags
-    from dreamfuse_lit.stage1 import flow_matching_loss
+    from dreamfuse_lit.core.configs import random_flux_transformer
+    from dreamfuse_lit.dreamfuse.positions import image_ids
+    from dreamfuse_lit.dreamfuse.dit import add_image_tags
+    from dreamfuse_lit.dreamfuse.flow import flow_matching_loss
     base_rss = _rss_mb()
     gpu = torch.cuda.is_available()
     dev, dtype = ("cuda", torch.bfloat16) if gpu else ("cpu", torch.float32)

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from matplotlib.cbook import get_sample_data
 from scipy import ndimage
-from dreamfuse_lit.filtering import LUMA, border_mask, gradient_dice, gradient_map
+from dreamfuse_lit.dreamfuse.border_dice import LUMA, border_mask, gradient_dice, gradient_map
 
 def make_pairs(n, side=1024):
     "`n` (background, fused) float32 pairs (n, 3, side, side) in [0, 1]: a photo and copies shifted by 0-7 px."

@@ -24,9 +24,9 @@ def make_stage1_lora(out_dir, dtype):
     "A stage-1 LoRA + image tags with random non-zero values, written by `save_dreamfuse_lora`."
     import torch
     from peft import LoraConfig
-    from dreamfuse_lit.configs import random_flux_transformer
-    from dreamfuse_lit.dit import add_image_tags
-    from dreamfuse_lit.pipeline import save_dreamfuse_lora
+    from dreamfuse_lit.core.configs import random_flux_transformer
+    from dreamfuse_lit.dreamfuse.dit import add_image_tags
+    from dreamfuse_lit.dreamfuse.pipeline import save_dreamfuse_lora
     model = random_flux_transformer("dev", torch_dtype=dtype, seed=0, **MODEL)
     add_image_tags(model)
     model.add_adapter(LoraConfig(**LORA))
@@ -39,11 +39,12 @@ def make_stage1_lora(out_dir, dtype):
 def run_variant(variant, steps, stage1_dir, checkpointing=False):
     import torch
     from peft import LoraConfig
-    from dreamfuse_lit.configs import random_flux_transformer
-    from dreamfuse_lit.positions import image_ids
-    from dreamfuse_lit.dit import add_image_tags, dreamfuse_forward
-    from dreamfuse_lit.stage1 import flow_matching_loss, flow_interpolate, flow_velocity
-    from dreamfuse_lit.ldpo import add_ldpo_adapters, ldpo_step_loss, ldpo_loss, localized_mask
+    from dreamfuse_lit.core.configs import random_flux_transformer
+    from dreamfuse_lit.dreamfuse.positions import image_ids
+    from dreamfuse_lit.dreamfuse.dit import add_image_tags, dreamfuse_forward
+    from dreamfuse_lit.dreamfuse.flow import flow_matching_loss, flow_interpolate, flow_velocity
+    from dreamfuse_lit.dreamfuse.ldpo_task import add_ldpo_adapters, ldpo_step_loss
+    from dreamfuse_lit.dreamfuse.ldpo import ldpo_loss, localized_mask
     gpu = torch.cuda.is_available()
     dev, dtype = ("cuda", torch.bfloat16) if gpu else ("cpu", torch.float32)
     side, text_len = (512, 512) if gpu else (256, 64)

@@ -1,14 +1,15 @@
 "Two processes that fill one latent cache at once, with the same work, must leave a complete and valid cache."
 import os, subprocess, sys, warnings
 import torch
-from dreamfuse_lit.data import IMAGE_FIELDS, LatentCache, cache_manifest, image_path, read_manifest, write_manifest
-from dreamfuse_lit.demo import data_path
-from dreamfuse_lit.zoo import load_flux_pipeline
+from dreamfuse_lit.world.manifest import IMAGE_FIELDS, image_path, read_manifest, write_manifest
+from dreamfuse_lit.dreamfuse.latents import LatentCache, cache_manifest
+from dreamfuse_lit.core.files import data_path
+from dreamfuse_lit.core.zoo import load_flux_pipeline
 
 CODE = """
 import sys, torch, warnings; torch.set_num_threads(1); warnings.simplefilter("ignore")
-from dreamfuse_lit.data import cache_manifest, LatentCache
-from dreamfuse_lit.zoo import load_flux_pipeline
+from dreamfuse_lit.dreamfuse.latents import cache_manifest, LatentCache
+from dreamfuse_lit.core.zoo import load_flux_pipeline
 stats = cache_manifest(sys.argv[1], load_flux_pipeline("tiny"), LatentCache(sys.argv[2], "tiny"), scales=(64, 128),
                        max_sequence_length=32, progress=False)
 print(stats["misses"], len(stats["errors"]))

@@ -3,17 +3,17 @@ import json, os, subprocess, sys
 import numpy as np
 import torch
 from PIL import Image
-from dreamfuse_lit.priors import generate_priors, prior_plan, read_priors
+from dreamfuse_lit.comfusion.priors import generate_priors, prior_plan, read_priors
 
 PROMPTS = ["a dog in the rain", "a dog on the sofa", "a dog in the snow"]
 N, SIZE, STEPS = 7, 32, 3
 
 
 def launch_priors(out_dir, num_processes=2, timeout=240) -> str:
-    "Run `python -m dreamfuse_lit.priors` under `accelerate launch` (gloo on the CPU); returns its output."
+    "Run `python -m dreamfuse_lit.comfusion.priors` under `accelerate launch` (gloo on the CPU); returns its output."
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes), "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "--multi_gpu",
-           "-m", "dreamfuse_lit.priors", "--pretrained", "tiny", *[a for p in PROMPTS for a in ("--prompt", p)],
+           "-m", "dreamfuse_lit.comfusion.priors", "--pretrained", "tiny", *[a for p in PROMPTS for a in ("--prompt", p)],
            "--n", str(N), "--out-dir", str(out_dir), "--steps", str(STEPS), "--size", str(SIZE), "--batch-size", "2", "--no-progress"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)

@@ -3,7 +3,8 @@ import json, os, signal, subprocess, time
 from pathlib import Path
 import pytest
 from safetensors.torch import load_file
-from dreamfuse_lit.training import TrainConfig, save_config, launch, launch_command
+from dreamfuse_lit.core.training import TrainConfig, launch, launch_command
+from dreamfuse_lit.core.files import save_config
 
 TASK = dict(scales=(64,), max_sequence_length=16, sample_steps=1, sample_count=1)
 

@@ -2,7 +2,7 @@
 import os, subprocess, sys
 
 CODE = """
-from dreamfuse_lit.zoo import tiny_dir, load_clip
+from dreamfuse_lit.core.zoo import tiny_dir, load_clip
 d = tiny_dir('clip')
 model, processor = load_clip('tiny')
 print(d, sum(p.numel() for p in model.parameters()))
