@@ -9,7 +9,8 @@ def test_wheel_installs_and_imports(tmp_path):
                     "-w", str(tmp_path / "wheel"), str(ROOT)], check=True)
     wheel, = (tmp_path / "wheel").glob("dreamfuse_lit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for f in ["dreamfuse_lit/zoo.py", "dreamfuse_lit/data.py", "dreamfuse_lit/assets/comfusion_scenes.txt",
+    for f in ["dreamfuse_lit/core/zoo.py", "dreamfuse_lit/world/manifest.py", "dreamfuse_lit/dreamfuse/pipeline.py",
+              "dreamfuse_lit/comfusion/task.py", "dreamfuse_lit/assets/comfusion_scenes.txt",
               "dreamfuse_lit/assets/vr_questions.txt", "dreamfuse_lit/assets/demo/manifest.jsonl"]:
         assert f in names, f"{f} missing from {wheel.name}"
     assert any(n.startswith("dreamfuse_lit-") and n.endswith("entry_points.txt") for n in names)
@@ -17,9 +18,11 @@ def test_wheel_installs_and_imports(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)], check=True)
     # Run from outside the repository with the wheel's copy first on the path: the editable install must not
     # be what gets imported.
-    # dreamfuse_lit.data is the manifest module (data.py), not the shipped data folder (dreamfuse_lit.assets)
-    code = ("import dreamfuse_lit, dreamfuse_lit.zoo; from dreamfuse_lit.demo import read_lines; "
-            "from dreamfuse_lit.data import read_manifest; "
+    # every subpackage imports, and the names the README calls first come from the top level
+    code = ("import dreamfuse_lit, dreamfuse_lit.core, dreamfuse_lit.world, dreamfuse_lit.dreamfuse, dreamfuse_lit.comfusion; "
+            "import dreamfuse_lit.core.zoo, dreamfuse_lit.world.manifest, dreamfuse_lit.dreamfuse.ldpo_task, dreamfuse_lit.comfusion.task; "
+            "from dreamfuse_lit.core.files import read_lines; "
+            "from dreamfuse_lit import DreamFusePipeline, load_comfusion_pipeline, clip_t, clip_i, dino_score, vr_score; "
             "print(dreamfuse_lit.__file__); print(len(read_lines('comfusion_scenes.txt')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}).stdout.split()

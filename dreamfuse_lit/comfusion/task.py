@@ -22,7 +22,8 @@ from diffusers.utils import convert_state_dict_to_diffusers
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 from .losses import (PRIOR_SCENES, LAMBDAS, instance_prompt, class_prompt, class_scene_prompts, instance_scene_prompt, composite_losses, coarse_denoise, fusion_timesteps, decode_pixels, fusion_instance_loss, fusion_scene_loss, comfusion_loss)
-from ..core.metrics import as_pixels, pixel_values, dino_embeds, clip_text_embeds
+from ..core.metrics import pixel_values, dino_embeds, clip_text_embeds
+from ..core.images import as_pixels
 from .priors import generate_priors, read_priors
 from ..core.training import weight_dtype
 from ..core.files import data_path

@@ -7,17 +7,16 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/evaluation.html.md"""
 # %% auto #0
 __all__ = ['DREAMBENCH_KINDS', 'LIVE_CLASSES', 'TABLE1_METRICS', 'dreambench_prompts', 'dreambench_kind',
            'comfusion_scene_prompts', 'slug', 'GenerationCache', 'markdown_table', 'write_table', 'paper_table',
-           'comfusion_table', 'load_fusion_set', 'crop_box', 'image_grid']
+           'comfusion_table', 'load_fusion_set', 'crop_box']
 
 # %% ../../nbs/07_evaluation.ipynb #6292282e
 import csv, hashlib, io, json, math, re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 import numpy as np
-import matplotlib.pyplot as plt
 from PIL import Image
 from .files import data_path, read_lines
-from .metrics import pil_images
+from .images import pil_images
 from .files import atomic_write
 
 # %% ../../nbs/07_evaluation.ipynb #d79c7382
@@ -251,19 +250,3 @@ def crop_box(image, # PIL image or uint8 (H, W, 3) array
     if x1 <= x0 or y1 <= y0: raise ValueError(f"box {list(box)} is empty inside the {im.width}x{im.height} image")
     return im.crop((x0, y0, x1, y1))
 
-def image_grid(rows:Mapping[str, Sequence], # row title (e.g. a method) -> images (PIL, arrays or (3, H, W) tensors)
-               col_titles:Sequence[str]|None=None, # one title per column
-               size:float=1.8, # inches per image
-               title:str|None=None):
-    "A figure with one row of images per entry of `rows`, titled on the left; returns the figure."
-    n = max(len(v) for v in rows.values())
-    fig, axs = plt.subplots(len(rows), n, figsize=(size * n + .6, size * len(rows)), squeeze=False, layout="constrained")
-    for i, (name, ims) in enumerate(rows.items()):
-        for j in range(n):
-            ax = axs[i, j]; ax.set_xticks([]); ax.set_yticks([])
-            if j < len(ims): ax.imshow(pil_images(ims[j], f"rows[{name!r}][{j}]")[0])
-            else: ax.axis("off")
-            if j == 0: ax.set_ylabel(name, fontsize=9)
-            if i == 0 and col_titles is not None and j < len(col_titles): ax.set_title(col_titles[j], fontsize=8)
-    if title: fig.suptitle(title, fontsize=10)
-    return fig
