@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 from dreamfuse_lit.comfusion.losses import PRIOR_SCENES
 from dreamfuse_lit.core.training import TrainConfig, launch
-from dreamfuse_lit.core.files import save_config
+from dreamfuse_lit.core.training import save_config
 
 TASK = dict(scenes=PRIOR_SCENES[:2], num_priors=4, prior_steps=1, sample_steps=1, sample_scenes=["in the snow"])
 

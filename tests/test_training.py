@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 from dreamfuse_lit.core.training import TrainConfig, launch, launch_command
-from dreamfuse_lit.core.files import save_config
+from dreamfuse_lit.core.training import save_config
 
 TASK = dict(scales=(64,), max_sequence_length=16, sample_steps=1, sample_count=1)
 

@@ -32,6 +32,7 @@ def class_scene_prompts(class_noun:str="dog", scenes:list[str]|None=None) -> lis
     "The class-scene texts $T^{CS}$, one per scene: 'a dog in the rain', ..."
     return [f"{class_prompt(class_noun)} {s}" for s in (PRIOR_SCENES if scenes is None else scenes)]
 
+# %% ../../nbs/30_losses.ipynb #b702f18c
 def instance_scene_prompt(class_scene:str, identifier:str="sks", class_noun:str="dog") -> str:
     "The instance-scene text $T^{IS}$: the class-scene text with the class noun preceded by the identifier."
     m = re.search(rf"\b{re.escape(class_noun)}\b", class_scene)
@@ -56,6 +57,7 @@ def coarse_timesteps(t:int, tau:int) -> list[int]:
     for k in range(tau, 1, -1): out.append(-(-(k - 1) * out[-1] // k))
     return out
 
+# %% ../../nbs/30_losses.ipynb #a86684de
 def coarse_denoise(eps_fn:Callable, # eps_fn(z, t) -> predicted noise, t a LongTensor (B,)
                    z_t:torch.Tensor, # (B, C, H, W) noisy latents at timesteps t
                    t:torch.Tensor, # (B,) integer timesteps

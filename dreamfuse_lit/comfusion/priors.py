@@ -40,8 +40,6 @@ def prior_plan(prompts:list[str], # class-scene texts, e.g. "a dog in the rain";
             for i in range(n)]
 
 # %% ../../nbs/31_priors.ipynb #634de759
-SETTINGS_FILE, MANIFEST_FILE = "priors.json", "manifest.jsonl"
-
 def image_ok(path, # an image file
              size:tuple[int, int], # expected (width, height)
             ) -> bool:
@@ -52,6 +50,9 @@ def image_ok(path, # an image file
             im.load()
             return im.format == "PNG" and im.mode == "RGB" and im.size == tuple(size)
     except Exception: return False
+
+# %% ../../nbs/31_priors.ipynb #0386f58d
+SETTINGS_FILE, MANIFEST_FILE = "priors.json", "manifest.jsonl"
 
 def check_settings(out_dir, # a priors folder
                    settings:dict, # the settings of this run

@@ -30,7 +30,7 @@ from ..core.files import data_path
 from ..core.zoo import (DINO_ID, CLIP_ID, TAESD_ID, load_sd_pipeline, load_dino, load_clip, load_tiny_decoder)
 
 # %% ../../nbs/32_task.ipynb #2f5b33e1
-DEMO_SUBJECT = "demo/demo-001_foreground.png"  # the demo set's black dog, under `demo.data_path`
+DEMO_SUBJECT = "demo/demo-001_foreground.png"  # the demo set's black dog, under `core.files.data_path`
 
 def load_subject_images(paths, # image paths (a list, or one string of comma-separated paths); "" = the demo subject
                         resolution:int, # side of the square training images
@@ -94,7 +94,7 @@ class ComFusionTask:
     instance_images:list|str = "" # subject image paths (list or comma-separated); "" = the demo subject
     identifier:str = "sks" # the rare token that names the subject
     class_noun:str = "dog" # the subject's class
-    scenes:list|None = None # scene phrases; None = the paper's 15 (`comfusion.PRIOR_SCENES`)
+    scenes:list|None = None # scene phrases; None = the paper's 15 (`comfusion.losses.PRIOR_SCENES`)
     prior:str = "class_scene" # "class_scene" (ComFusion, Eq. 3) or "class" (DreamBooth's "a dog", Eq. 2)
     num_priors:int = 200 # N prior images
     prior_dir:str|None = None # where the priors are drawn and cached; None = output_dir/priors

@@ -105,7 +105,7 @@ def sd_unet_config(size="tiny") -> dict:
                   up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",)*3, cross_attention_dim=768,
                   attention_head_dim=8)), size, "SD UNet size")
 
-# %% ../../nbs/02_configs.ipynb #1cad7fd9
+# %% ../../nbs/02_configs.ipynb #38588ed8
 @contextmanager
 def _default_dtype(dtype):
     old = torch.get_default_dtype()
@@ -117,6 +117,7 @@ def _random_model(cls, config, torch_dtype, device, seed):
     torch.manual_seed(seed)
     with _default_dtype(torch_dtype), torch.device(device): return cls(**config)
 
+# %% ../../nbs/02_configs.ipynb #1cad7fd9
 def random_flux_transformer(size="dev", torch_dtype=torch.float32, device="cpu", seed=0, **overrides) -> FluxTransformer2DModel:
     "A seeded random `FluxTransformer2DModel` of `size`, with config `overrides`."
     return _random_model(FluxTransformer2DModel, flux_transformer_config(size) | overrides, torch_dtype, device, seed)

@@ -14,10 +14,10 @@ import csv, hashlib, io, json, math, re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 import numpy as np
+from fastcore.basics import patch
 from PIL import Image
-from .files import data_path, read_lines
+from .files import atomic_write, data_path, read_lines
 from .images import pil_images
-from .files import atomic_write
 
 # %% ../../nbs/07_evaluation.ipynb #d79c7382
 DREAMBENCH_KINDS = ("object", "live")
@@ -77,58 +77,67 @@ class GenerationCache:
         folder = f"{slug(method, 32)}-{_short_hash(method, n=6)}"
         return self.root / folder / f"{slug(prompt)}_seed{seed}_{_short_hash(method, prompt, seed)}.png"
 
-    def get(self, method:str, prompt:str, seed:int) -> Image.Image|None:
-        "The cached RGB image, or None if it is absent, cannot be decoded, or its sidecar is not this key's or has another hash."
-        method, prompt, seed = _check_key(method, prompt, seed)
-        path = self.path(method, prompt, seed)
-        side = path.with_suffix(".json")
-        try:
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            if side.exists():
-                meta = json.loads(side.read_text())
-                if not isinstance(meta, dict) or (meta.get("method"), meta.get("prompt"), meta.get("seed")) != (method, prompt, seed): return None
-                if meta.get("sha256", digest) != digest: return None
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()
-                return im.convert("RGB")
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError): return None  # absent, truncated, garbage
+# %% ../../nbs/07_evaluation.ipynb #65fc6dde
+@patch
+def get(self:GenerationCache, method:str, prompt:str, seed:int) -> Image.Image|None:
+    "The cached RGB image, or None if it is absent, cannot be decoded, or its sidecar is not this key's or has another hash."
+    method, prompt, seed = _check_key(method, prompt, seed)
+    path = self.path(method, prompt, seed)
+    side = path.with_suffix(".json")
+    try:
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if side.exists():
+            meta = json.loads(side.read_text())
+            if not isinstance(meta, dict) or (meta.get("method"), meta.get("prompt"), meta.get("seed")) != (method, prompt, seed): return None
+            if meta.get("sha256", digest) != digest: return None
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return im.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError): return None  # absent, truncated, garbage
 
-    def put(self, method:str, prompt:str, seed:int,
-            image, # PIL image, uint8 (H, W, 3) array or float tensor (3, H, W) in [0, 1]
-           ) -> Path: # the PNG's path
-        "Store `image` for this key, replacing what was there: sidecar first, PNG last, each atomically."
-        path = self.path(method, prompt, seed)
-        im = _one_image(image, "image")
-        buf = io.BytesIO(); im.save(buf, format="PNG"); data = buf.getvalue()
-        meta = dict(method=method, prompt=prompt, seed=int(seed), file=path.name, size=list(im.size),
-                    sha256=hashlib.sha256(data).hexdigest())
-        atomic_write(path.with_suffix(".json"), json.dumps(meta, ensure_ascii=False, indent=1))
-        atomic_write(path, data)
-        return path
+# %% ../../nbs/07_evaluation.ipynb #c934e288
+@patch
+def put(self:GenerationCache, method:str, prompt:str, seed:int,
+        image, # PIL image, uint8 (H, W, 3) array or float tensor (3, H, W) in [0, 1]
+       ) -> Path: # the PNG's path
+    "Store `image` for this key, replacing what was there: sidecar first, PNG last, each atomically."
+    path = self.path(method, prompt, seed)
+    im = _one_image(image, "image")
+    buf = io.BytesIO(); im.save(buf, format="PNG"); data = buf.getvalue()
+    meta = dict(method=method, prompt=prompt, seed=int(seed), file=path.name, size=list(im.size),
+                sha256=hashlib.sha256(data).hexdigest())
+    atomic_write(path.with_suffix(".json"), json.dumps(meta, ensure_ascii=False, indent=1))
+    atomic_write(path, data)
+    return path
 
-    def get_or_make(self, method:str, prompt:str, seed:int,
-                    make:Callable, # `make()` returns the image (PIL, uint8 array or float tensor), called only on a miss
-                   ) -> Image.Image: # the image, as the cache will return it next time
-        "The cached image if sound; else `make()`, stored and returned."
-        if (im := self.get(method, prompt, seed)) is not None:
-            self.hits += 1
-            return im
-        image = make()
-        self.put(method, prompt, seed, image)
-        self.made += 1
-        return _one_image(image, "make()")
+# %% ../../nbs/07_evaluation.ipynb #5f2b0901
+@patch
+def get_or_make(self:GenerationCache, method:str, prompt:str, seed:int,
+                make:Callable, # `make()` returns the image (PIL, uint8 array or float tensor), called only on a miss
+               ) -> Image.Image: # the image, as the cache will return it next time
+    "The cached image if sound; else `make()`, stored and returned."
+    if (im := self.get(method, prompt, seed)) is not None:
+        self.hits += 1
+        return im
+    image = make()
+    self.put(method, prompt, seed, image)
+    self.made += 1
+    return _one_image(image, "make()")
 
-    def entries(self) -> list[dict]:
-        "The sidecars of every stored image (method, prompt, seed, file, size, sha256), with `path` added."
-        out = []
-        for side in sorted(self.root.glob("*/*.json")):
-            try: meta = json.loads(side.read_text())
-            except (OSError, ValueError): continue
-            if isinstance(meta, dict) and side.with_suffix(".png").exists(): out.append(meta | {"path": str(side.with_suffix(".png"))})
-        return out
+# %% ../../nbs/07_evaluation.ipynb #318f936e
+@patch
+def entries(self:GenerationCache) -> list[dict]:
+    "The sidecars of every stored image (method, prompt, seed, file, size, sha256), with `path` added."
+    out = []
+    for side in sorted(self.root.glob("*/*.json")):
+        try: meta = json.loads(side.read_text())
+        except (OSError, ValueError): continue
+        if isinstance(meta, dict) and side.with_suffix(".png").exists(): out.append(meta | {"path": str(side.with_suffix(".png"))})
+    return out
 
-    def __len__(self): return len(self.entries())
+@patch
+def __len__(self:GenerationCache): return len(self.entries())
 
 # %% ../../nbs/07_evaluation.ipynb #3bbf6f8f
 def _is_number(v) -> bool: return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
@@ -152,6 +161,7 @@ def markdown_table(rows:Sequence[Mapping], # one dict per row
     lines += ["| " + " | ".join(_cell(r.get(c), floatfmt) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
+# %% ../../nbs/07_evaluation.ipynb #81a8738b
 def _csv_value(v):
     if v is None: return ""
     if _is_number(v): return repr(float(v)) if not isinstance(v, (int, np.integer)) else str(int(v))
@@ -249,4 +259,3 @@ def crop_box(image, # PIL image or uint8 (H, W, 3) array
     x1, y1 = min(im.width, math.ceil(box[2])), min(im.height, math.ceil(box[3]))
     if x1 <= x0 or y1 <= y0: raise ValueError(f"box {list(box)} is empty inside the {im.width}x{im.height} image")
     return im.crop((x0, y0, x1, y1))
-

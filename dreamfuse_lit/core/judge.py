@@ -1,4 +1,4 @@
-"""Yes/no questions about images, answered with a probability, by a local vision-language model or an OpenAI-compatible server
+"""Yes/no questions about images, answered with a probability: the contract every judge follows, and a local vision-language model behind it
 
 Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/judge.html.md"""
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
+from fastcore.basics import patch
 from PIL import Image
 
 from .zoo import VLM_ID, load_vlm
@@ -99,20 +100,24 @@ class TransformersJudge(BaseJudge):
     def __repr__(self):
         return f"TransformersJudge({self.model.name_or_path!r}, device='{self.model.device}', dtype={self.model.dtype})"
 
-    def inputs(self, images: Sequence[Image.Image], question: str):
-        "The chat as the model reads it: token ids, pixel values and image sizes, on the model's device."
-        content = [{"type": "image", "image": im} for im in _as_images(images)]
-        chat = [{"role": "user", "content": content + [{"type": "text", "text": yes_no_prompt(question)}]}]
-        batch = self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                                   return_tensors="pt")
-        return batch.to(self.model.device, dtype=self.model.dtype)  # the dtype applies to floating-point tensors only
+# %% ../../nbs/05_judge.ipynb #a96098c0
+@patch
+def inputs(self:TransformersJudge, images: Sequence[Image.Image], question: str):
+    "The chat as the model reads it: token ids, pixel values and image sizes, on the model's device."
+    content = [{"type": "image", "image": im} for im in _as_images(images)]
+    chat = [{"role": "user", "content": content + [{"type": "text", "text": yes_no_prompt(question)}]}]
+    batch = self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                               return_tensors="pt")
+    return batch.to(self.model.device, dtype=self.model.dtype)  # the dtype applies to floating-point tensors only
 
-    def ask(self, images: Sequence[Image.Image], question: str) -> Verdict:
-        "Answer `question` about `images`."
-        inputs = self.inputs(images, question)
-        with torch.inference_mode():
-            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, output_logits=True,
-                                      return_dict_in_generate=True)
-        first = out.logits[0][0].float()
-        text = self.processor.decode(out.sequences[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-        return _verdict(yes_probability(first[self.yes_ids], first[self.no_ids]), text.strip())
+# %% ../../nbs/05_judge.ipynb #16997300
+@patch
+def ask(self:TransformersJudge, images: Sequence[Image.Image], question: str) -> Verdict:
+    "Answer `question` about `images`."
+    inputs = self.inputs(images, question)
+    with torch.inference_mode():
+        out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, output_logits=True,
+                                  return_dict_in_generate=True)
+    first = out.logits[0][0].float()
+    text = self.processor.decode(out.sequences[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    return _verdict(yes_probability(first[self.yes_ids], first[self.no_ids]), text.strip())

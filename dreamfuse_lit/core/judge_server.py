@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import requests
+from fastcore.basics import patch
 from PIL import Image
 
 from .judge import BaseJudge, Judge, TransformersJudge, Verdict, _as_images, _verdict, parse_yes_no, yes_no_prompt, yes_probability
@@ -37,15 +38,7 @@ def verdict_from_completion(reply: dict) -> Verdict:
     if scores["yes"] or scores["no"]: return _verdict(yes_probability(scores["yes"], scores["no"]), text)
     return _verdict(float(parse_yes_no(text)), text)
 
-# %% ../../nbs/05b_judge_server.ipynb #c82f7ada
-def _server_message(r: requests.Response) -> str:
-    try: return str(r.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError): return r.text[:500]
-
-def _retry_after(r: requests.Response, default: float) -> float:
-    try: return max(0., float(r.headers["Retry-After"]))
-    except (KeyError, ValueError): return default
-
+# %% ../../nbs/05b_judge_server.ipynb #cfad5a7b
 @dataclass
 class OpenAIJudge(BaseJudge):
     "Yes/no judge behind an OpenAI-compatible chat-completions API; the key comes from `$api_key_env` per request."
@@ -59,34 +52,48 @@ class OpenAIJudge(BaseJudge):
     logprobs: bool = True                       # ask for the first token's top log-probabilities (False: text only)
     top_logprobs: int = 10                      # how many alternatives per token the server reports (OpenAI: ≤ 20)
 
-    def payload(self, images: Sequence[Image.Image], question: str) -> dict:
-        "The chat-completions request body for `question` about `images`."
-        content = [{"type": "image_url", "image_url": {"url": image_data_url(im)}} for im in _as_images(images)]
-        content.append({"type": "text", "text": yes_no_prompt(question)})
-        body = dict(model=self.model, messages=[{"role": "user", "content": content}], temperature=0,
-                    max_tokens=self.max_tokens)
-        return body | (dict(logprobs=True, top_logprobs=self.top_logprobs) if self.logprobs else {})
+# %% ../../nbs/05b_judge_server.ipynb #0cab2cf7
+@patch
+def payload(self:OpenAIJudge, images: Sequence[Image.Image], question: str) -> dict:
+    "The chat-completions request body for `question` about `images`."
+    content = [{"type": "image_url", "image_url": {"url": image_data_url(im)}} for im in _as_images(images)]
+    content.append({"type": "text", "text": yes_no_prompt(question)})
+    body = dict(model=self.model, messages=[{"role": "user", "content": content}], temperature=0,
+                max_tokens=self.max_tokens)
+    return body | (dict(logprobs=True, top_logprobs=self.top_logprobs) if self.logprobs else {})
 
-    def post(self, payload: dict) -> dict:
-        "Send `payload` to `{base_url}/chat/completions`; retry connection errors, timeouts, 429 and 5xx with backoff."
-        url = f"{self.base_url.rstrip('/')}/chat/completions"
-        key = os.environ.get(self.api_key_env)
-        if not key: raise JudgeError(f"no API key: set the environment variable {self.api_key_env} (for {url})")
-        for attempt in range(self.retries + 1):
-            wait = self.backoff * 2**attempt * (1 + .1*random.random())
-            try: r = requests.post(url, json=payload, headers={"Authorization": f"Bearer {key}"}, timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as e: problem = f"{type(e).__name__}: {e}"
-            else:
-                if r.ok: return r.json()
-                problem = f"HTTP {r.status_code}: {_server_message(r)}".replace(key, "***")
-                if r.status_code != 429 and r.status_code < 500: raise JudgeError(f"{url} refused the request: {problem}")
-                wait = _retry_after(r, wait)
-            if attempt < self.retries: time.sleep(wait)
-        raise JudgeError(f"{url}: no answer after {self.retries + 1} attempts; last: {problem}".replace(key, "***"))
+# %% ../../nbs/05b_judge_server.ipynb #2ec4f657
+def _server_message(r: requests.Response) -> str:
+    try: return str(r.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError): return r.text[:500]
 
-    def ask(self, images: Sequence[Image.Image], question: str) -> Verdict:
-        "Answer `question` about `images`."
-        return verdict_from_completion(self.post(self.payload(images, question)))
+def _retry_after(r: requests.Response, default: float) -> float:
+    try: return max(0., float(r.headers["Retry-After"]))
+    except (KeyError, ValueError): return default
+
+@patch
+def post(self:OpenAIJudge, payload: dict) -> dict:
+    "Send `payload` to `{base_url}/chat/completions`; retry connection errors, timeouts, 429 and 5xx with backoff."
+    url = f"{self.base_url.rstrip('/')}/chat/completions"
+    key = os.environ.get(self.api_key_env)
+    if not key: raise JudgeError(f"no API key: set the environment variable {self.api_key_env} (for {url})")
+    for attempt in range(self.retries + 1):
+        wait = self.backoff * 2**attempt * (1 + .1*random.random())
+        try: r = requests.post(url, json=payload, headers={"Authorization": f"Bearer {key}"}, timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as e: problem = f"{type(e).__name__}: {e}"
+        else:
+            if r.ok: return r.json()
+            problem = f"HTTP {r.status_code}: {_server_message(r)}".replace(key, "***")
+            if r.status_code != 429 and r.status_code < 500: raise JudgeError(f"{url} refused the request: {problem}")
+            wait = _retry_after(r, wait)
+        if attempt < self.retries: time.sleep(wait)
+    raise JudgeError(f"{url}: no answer after {self.retries + 1} attempts; last: {problem}".replace(key, "***"))
+
+# %% ../../nbs/05b_judge_server.ipynb #28763104
+@patch
+def ask(self:OpenAIJudge, images: Sequence[Image.Image], question: str) -> Verdict:
+    "Answer `question` about `images`."
+    return verdict_from_completion(self.post(self.payload(images, question)))
 
 # %% ../../nbs/05b_judge_server.ipynb #f1a861b4
 def make_judge(spec: str) -> Judge | None:

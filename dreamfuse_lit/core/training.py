@@ -141,6 +141,7 @@ def weights_digest(module:torch.nn.Module) -> str:
     for n, t in sorted(trainable_state(module).items()): h.update(n.encode()); h.update(t.float().numpy().tobytes())
     return h.hexdigest()
 
+# %% ../../nbs/04_training.ipynb #efccfa12
 def _rng_state() -> dict:
     "The global RNG states of python, numpy and torch (and CUDA), as tensors and python numbers."
     v, keys, pos, has_g, g = np.random.get_state()
@@ -201,6 +202,7 @@ def find_checkpoint(output_dir, world_size:int|None=None, log=print) -> Path|Non
         log(f"skipping checkpoint {p}: {why}")
     return None
 
+# %% ../../nbs/04_training.ipynb #5db44894
 def load_checkpoint(path, accelerator:Accelerator, module, optimizer, scheduler) -> int:
     "Restore weights, optimizer, scheduler and this rank's RNG states from the checkpoint at `path`; returns its step."
     path = Path(path)
@@ -238,6 +240,7 @@ def plot_metrics(output_dir, keys=("loss",), ax=None):
     ax.set(xlabel="step", title=str(output_dir)); ax.legend()
     return ax
 
+# %% ../../nbs/04_training.ipynb #e6c33519
 def latest_samples(output_dir) -> Path|None:
     "The newest validation grid of a run, or None."
     grids = sorted((Path(output_dir) / "samples").glob("step-*.png"))
@@ -251,6 +254,16 @@ def tile_images(images:list, cols:int|None=None):
     grid = Image.new("RGB", (cols * w, rows * h), "white")
     for k, im in enumerate(images): grid.paste(im, (k % cols * w, k // cols * h))
     return grid
+
+def _validate(accelerator, task, module, cfg, step):
+    "Save the task's sample images as a grid under `samples/` and log them."
+    if not accelerator.is_main_process: return
+    with accelerator.autocast(): images = task.sample(accelerator.unwrap_model(module), cfg)  # frozen parts are in the run's dtype
+    if not images: return
+    grid, path = tile_images(images, getattr(task, "sample_cols", None)), Path(cfg.output_dir) / "samples" / f"step-{step:06d}.png"
+    atomic_write(path, lambda f: grid.save(f, format="PNG"))
+    if cfg.report_to == "tensorboard":
+        accelerator.get_tracker("tensorboard").log_images({"samples": np.asarray(grid)[None]}, step=step, dataformats="NHWC")
 
 # %% ../../nbs/04_training.ipynb #bbeb8265
 # keys that may change between a run and its resumption: they don't change the arithmetic
@@ -278,17 +291,6 @@ def _to_device(batch, device):
     if isinstance(batch, dict): return {k: _to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)): return type(batch)(_to_device(v, device) for v in batch)
     return batch
-
-# %% ../../nbs/04_training.ipynb #e6c33519
-def _validate(accelerator, task, module, cfg, step):
-    "Save the task's sample images as a grid under `samples/` and log them."
-    if not accelerator.is_main_process: return
-    with accelerator.autocast(): images = task.sample(accelerator.unwrap_model(module), cfg)  # frozen parts are in the run's dtype
-    if not images: return
-    grid, path = tile_images(images, getattr(task, "sample_cols", None)), Path(cfg.output_dir) / "samples" / f"step-{step:06d}.png"
-    atomic_write(path, lambda f: grid.save(f, format="PNG"))
-    if cfg.report_to == "tensorboard":
-        accelerator.get_tracker("tensorboard").log_images({"samples": np.asarray(grid)[None]}, step=step, dataformats="NHWC")
 
 # %% ../../nbs/04_training.ipynb #01fb7d95
 def train(cfg:TrainConfig, task:Task|None=None) -> Path:

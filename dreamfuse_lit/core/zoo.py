@@ -23,7 +23,6 @@ from transformers import (AutoImageProcessor, AutoModelForImageTextToText, AutoP
                           LlavaNextProcessor, PreTrainedModel, ProcessorMixin, T5Config, T5EncoderModel, ViTConfig,
                           ViTImageProcessorPil, ViTModel)
 
-# the tiny families' ingredients; re-exported, so that `from dreamfuse_lit.zoo import ...` keeps working for them
 from .configs import (_TINY_VERSION, PROMPT_WORDS, tiny_clip_tokenizer, tiny_config, tiny_llama_tokenizer, tiny_t5_tokenizer)
 
 # %% ../../nbs/03_zoo.ipynb #2594c1ba
@@ -58,7 +57,7 @@ def build_once(final: Path, build: Callable[[Path], None]) -> Path:
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return final
 
-# %% ../../nbs/03_zoo.ipynb #99b9e4bc
+# %% ../../nbs/03_zoo.ipynb #66097550
 def _clip_text_encoder(tok, cfg):
     return CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                                         pad_token_id=tok.pad_token_id, **cfg))
@@ -77,6 +76,7 @@ def _build_sd(cfg, d):
                             scheduler=PNDMScheduler.from_config(cfg["scheduler"]), safety_checker=None, feature_extractor=None,
                             requires_safety_checker=False).save_pretrained(d)
 
+# %% ../../nbs/03_zoo.ipynb #99b9e4bc
 def _build_clip(cfg, d):
     tok = tiny_clip_tokenizer()
     text = cfg["text"] | dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,

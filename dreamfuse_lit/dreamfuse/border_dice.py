@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-# %% ../../nbs/26_border_dice.ipynb #8dbc0dda
+# %% ../../nbs/26_border_dice.ipynb #7e1a2b3c
 LUMA = (0.299, 0.587, 0.114)
 
 def image_tensor(image) -> torch.Tensor:
@@ -23,6 +23,7 @@ def image_tensor(image) -> torch.Tensor:
     if a.ndim != 3 or a.shape[-1] != 3 or a.dtype != np.uint8: raise ValueError(f"image must be uint8 (H, W, 3), got {a.dtype} {a.shape}")
     return torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255
 
+# %% ../../nbs/26_border_dice.ipynb #8dbc0dda
 def _padded_luminance(img):
     "Luminance of (B, 3, H, W) or (3, H, W) float RGB, replicate-padded by one pixel: (B, 1, H+2, W+2)."
     if not torch.is_floating_point(img): raise TypeError(f"img must be a float tensor in [0, 1], got {img.dtype} (see image_tensor)")

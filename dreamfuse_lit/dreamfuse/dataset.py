@@ -7,7 +7,7 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/dataset.html.md"""
 # %% auto #0
 __all__ = ['SCALES', 'NEGATIVE_FEATHER', 'bucket_size', 'copy_paste_negative', 'TripletDataset', 'BucketBatchSampler', 'collate']
 
-# %% ../../nbs/25_dataset.ipynb #51793ad8
+# %% ../../nbs/25_dataset.ipynb #afe02375
 import math, warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from fastcore.basics import patch
 from ..world.compositing import paste
 from .conditions import FusionInputs, prepare_fusion
 from ..world.manifest import ManifestError, _check_inside, image_path, iter_manifest, load_row_images
@@ -46,14 +47,12 @@ def copy_paste_negative(images:dict, # a row's images, as from `load_row_images`
     "LDPO's negative: the foreground copy-pasted onto the background at `box`, with a feathered edge."
     return paste(images["background"], images["foreground"], images["foreground_mask"], [int(round(v)) for v in box], feather)
 
-# %% ../../nbs/25_dataset.ipynb #449c9499
+# %% ../../nbs/25_dataset.ipynb #7b1d39e4
 def _header_size(path, field):
     "(width, height) from an image file's header; `ManifestError` naming `field` if it cannot be opened."
     try:
         with Image.open(path) as im: return im.size
     except Exception as e: raise ManifestError(f"cannot open image {path}: {e}", field=field) from None
-
-def _to_tensor(a): return torch.tensor(np.asarray(a)).permute(2, 0, 1).float() / 255
 
 class TripletDataset(torch.utils.data.Dataset):
     "The valid rows of a manifest as training items; a key is `(index, scale)`."
@@ -77,28 +76,34 @@ class TripletDataset(torch.utils.data.Dataset):
 
     def __len__(self): return len(self.rows)
 
-    def bucket_images(self, index:int, scale:int) -> tuple[dict, FusionInputs]:
-        "Item `index`'s target, negative, foreground and background at its bucket for `scale` (uint8 arrays), and its `FusionInputs`."
-        row = self.rows[index]
-        try: images = load_row_images(row, self.manifest)
-        except OSError as e: raise ManifestError(f"cannot read the row's images: {e}", self.manifest, self.lines[index]) from None
-        w, h = bucket_size(*self.sizes[index], scale)
-        fusion = prepare_fusion(images["foreground"], images["background"], row["box"], images["foreground_mask"], height=h, width=w)
-        resize = lambda a: np.asarray(Image.fromarray(a).resize((w, h), Image.BICUBIC))
-        return dict(target=resize(images["fused"]), negative=resize(copy_paste_negative(images, row["box"], self.feather)),
-                    foreground=np.asarray(fusion.foreground), background=np.asarray(fusion.background)), fusion
+# %% ../../nbs/25_dataset.ipynb #d4565696
+@patch
+def bucket_images(self:TripletDataset, index:int, scale:int) -> tuple[dict, FusionInputs]:
+    "Item `index`'s target, negative, foreground and background at its bucket for `scale` (uint8 arrays), and its `FusionInputs`."
+    row = self.rows[index]
+    try: images = load_row_images(row, self.manifest)
+    except OSError as e: raise ManifestError(f"cannot read the row's images: {e}", self.manifest, self.lines[index]) from None
+    w, h = bucket_size(*self.sizes[index], scale)
+    fusion = prepare_fusion(images["foreground"], images["background"], row["box"], images["foreground_mask"], height=h, width=w)
+    resize = lambda a: np.asarray(Image.fromarray(a).resize((w, h), Image.BICUBIC))
+    return dict(target=resize(images["fused"]), negative=resize(copy_paste_negative(images, row["box"], self.feather)),
+                foreground=np.asarray(fusion.foreground), background=np.asarray(fusion.background)), fusion
 
-    def __getitem__(self, key):
-        index, scale = key if isinstance(key, tuple) else (key, self.scales[0])
-        row, (images, fusion) = self.rows[index], self.bucket_images(index, scale)
-        ids = fusion.position_ids()
-        item = dict(id=row["id"], index=index, scale=scale, prompt=row["prompt"],
-                    target_ids=ids[0], foreground_ids=ids[1], background_ids=ids[2],
-                    box=torch.tensor(fusion.dst_box, dtype=torch.float32), foreground_box=torch.tensor(fusion.src_box, dtype=torch.float32))
-        if self.cache is None: return item | {k: _to_tensor(v) for k, v in images.items()}
-        return item | self.cache.item_latents(row, images, self.max_sequence_length)
+# %% ../../nbs/25_dataset.ipynb #5f38d7aa
+def _to_tensor(a): return torch.tensor(np.asarray(a)).permute(2, 0, 1).float() / 255
 
-# %% ../../nbs/25_dataset.ipynb #ee06f0eb
+@patch
+def __getitem__(self:TripletDataset, key):
+    index, scale = key if isinstance(key, tuple) else (key, self.scales[0])
+    row, (images, fusion) = self.rows[index], self.bucket_images(index, scale)
+    ids = fusion.position_ids()
+    item = dict(id=row["id"], index=index, scale=scale, prompt=row["prompt"],
+                target_ids=ids[0], foreground_ids=ids[1], background_ids=ids[2],
+                box=torch.tensor(fusion.dst_box, dtype=torch.float32), foreground_box=torch.tensor(fusion.src_box, dtype=torch.float32))
+    if self.cache is None: return item | {k: _to_tensor(v) for k, v in images.items()}
+    return item | self.cache.item_latents(row, images, self.max_sequence_length)
+
+# %% ../../nbs/25_dataset.ipynb #0fb2fbc7
 class BucketBatchSampler(torch.utils.data.Sampler):
     "Batches of `(index, scale)` keys sharing one bucket size; a scale per item and epoch, deterministic given (seed, epoch)."
     def __init__(self, data, # a `TripletDataset`, or the items' (width, height) sizes
@@ -123,30 +128,34 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         "Iterate over `epoch` next, skipping this rank's first `start_batch` batches."
         self.epoch, self.start_batch = epoch, start_batch
 
-    def plan(self, epoch:int|None=None) -> list[list[tuple[int, int]]]:
-        "Every batch of `epoch` (default: the current one) in order, before they are dealt to ranks."
-        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch])
-        picks, groups, memo = rng.integers(len(self.scales), size=len(self.sizes)), defaultdict(list), {}
-        for i, (size, k) in enumerate(zip(self.sizes, picks)):
-            scale = self.scales[k]
-            if (size, scale) not in memo: memo[size, scale] = bucket_size(*size, scale, self.multiple)
-            groups[memo[size, scale]].append((i, scale))
-        batches = []
-        for items in groups.values():
-            if self.shuffle: items = [items[j] for j in rng.permutation(len(items))]
-            ends = range(0, len(items) - self.batch_size + 1 if self.drop_last else len(items), self.batch_size)
-            batches += [items[j:j + self.batch_size] for j in ends]
-        return [batches[j] for j in rng.permutation(len(batches))] if self.shuffle else batches
-
-    def rank_batches(self) -> list[list[tuple[int, int]]]:
-        "This rank's batches of the current epoch, from the first (ignoring `start_batch`)."
-        batches, r = self.plan(), self.num_replicas
-        n = len(batches) // r if self.drop_last else -(-len(batches) // r)
-        batches = batches[:n * r] + [batches[j % len(batches)] for j in range(n * r - len(batches))]
-        return batches[self.rank::r]
-
     def __iter__(self): yield from self.rank_batches()[self.start_batch:]
     def __len__(self): return max(len(self.rank_batches()) - self.start_batch, 0)
+
+# %% ../../nbs/25_dataset.ipynb #083aa819
+@patch
+def plan(self:BucketBatchSampler, epoch:int|None=None) -> list[list[tuple[int, int]]]:
+    "Every batch of `epoch` (default: the current one) in order, before they are dealt to ranks."
+    rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch])
+    picks, groups, memo = rng.integers(len(self.scales), size=len(self.sizes)), defaultdict(list), {}
+    for i, (size, k) in enumerate(zip(self.sizes, picks)):
+        scale = self.scales[k]
+        if (size, scale) not in memo: memo[size, scale] = bucket_size(*size, scale, self.multiple)
+        groups[memo[size, scale]].append((i, scale))
+    batches = []
+    for items in groups.values():
+        if self.shuffle: items = [items[j] for j in rng.permutation(len(items))]
+        ends = range(0, len(items) - self.batch_size + 1 if self.drop_last else len(items), self.batch_size)
+        batches += [items[j:j + self.batch_size] for j in ends]
+    return [batches[j] for j in rng.permutation(len(batches))] if self.shuffle else batches
+
+# %% ../../nbs/25_dataset.ipynb #dcb723e8
+@patch
+def rank_batches(self:BucketBatchSampler) -> list[list[tuple[int, int]]]:
+    "This rank's batches of the current epoch, from the first (ignoring `start_batch`)."
+    batches, r = self.plan(), self.num_replicas
+    n = len(batches) // r if self.drop_last else -(-len(batches) // r)
+    batches = batches[:n * r] + [batches[j % len(batches)] for j in range(n * r - len(batches))]
+    return batches[self.rank::r]
 
 # %% ../../nbs/25_dataset.ipynb #8ec996b0
 def collate(items:Sequence[dict]) -> dict:

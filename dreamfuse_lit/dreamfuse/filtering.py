@@ -39,6 +39,7 @@ JUDGE_CHECKS = (
                "implausible lighting or shadows, or an object that looks pasted on?", reject_on=True),
 )
 
+# %% ../../nbs/26b_filtering.ipynb #c2fe3c82
 def judge_triplet(images:dict, # uint8 arrays by name: foreground, background, fused (as `load_row_images` returns)
                   judge, # any object with `ask(images, question) -> Verdict`
                   checks=JUDGE_CHECKS, # the questions to ask
@@ -50,30 +51,10 @@ def p_pass(check:JudgeCheck, verdict) -> float:
     "The judge's probability that the triplet passes `check`."
     return 1 - verdict.p_yes if check.reject_on else verdict.p_yes
 
-# %% ../../nbs/26b_filtering.ipynb #b1713578
-def _read_results(path) -> dict:
-    "Results of earlier runs by row id. A torn last line (a run killed mid-write) is cut off the file."
-    if not path.exists(): return {}
-    with open(path, "rb+") as f:
-        data = f.read()
-        if data and not data.endswith(b"\n"): data = data[:data.rfind(b"\n") + 1]; f.truncate(len(data))
-    results = {}
-    for n, text in enumerate(data.decode().splitlines(), 1):
-        try: r = json.loads(text); results[r["id"]] = r
-        except (json.JSONDecodeError, KeyError, TypeError) as e: raise ValueError(f"{path}:{n}: not a result line ({e})") from None
-    return results
-
+# %% ../../nbs/26b_filtering.ipynb #28b063bd
 def _error_record(line, reason, field=None, error=None) -> dict:
     return {"line": line, "field": field, "reason": reason, "error": error or reason}
 
-def _judge_name(judge) -> str:
-    "What identifies a judge in `settings.json`: its class and, when it has one, its model's name or path."
-    if judge is None: return "none"
-    model = getattr(judge, "model", None)
-    model = model if isinstance(model, str) else getattr(model, "name_or_path", None)
-    return type(judge).__name__ + (f"({model})" if model else "")
-
-# %% ../../nbs/26b_filtering.ipynb #28b063bd
 def _filter_row(line, row, manifest, judge, checks, threshold, width):
     "Border Dice, then the judge's checks if it passes: (result, None), or (None, error record) if the images do not load."
     try:
@@ -92,6 +73,94 @@ def _filter_row(line, row, manifest, judge, checks, threshold, width):
             "checks": {k: {"yes": bool(v.yes), "p_yes": float(v.p_yes), "text": v.text} for k, v in verdicts.items()},
             "decision": "reject" if reasons else "keep", "reasons": reasons, "score": min(passes) if passes else None}, None
 
+# %% ../../nbs/26b_filtering.ipynb #b1713578
+def _read_results(path) -> dict:
+    "Results of earlier runs by row id. A torn last line (a run killed mid-write) is cut off the file."
+    if not path.exists(): return {}
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"): data = data[:data.rfind(b"\n") + 1]; f.truncate(len(data))
+    results = {}
+    for n, text in enumerate(data.decode().splitlines(), 1):
+        try: r = json.loads(text); results[r["id"]] = r
+        except (json.JSONDecodeError, KeyError, TypeError) as e: raise ValueError(f"{path}:{n}: not a result line ({e})") from None
+    return results
+
+# %% ../../nbs/26b_filtering.ipynb #b2c4e6a8
+def _judge_name(judge) -> str:
+    "What identifies a judge in `settings.json`: its class and, when it has one, its model's name or path."
+    if judge is None: return "none"
+    model = getattr(judge, "model", None)
+    model = model if isinstance(model, str) else getattr(model, "name_or_path", None)
+    return type(judge).__name__ + (f"({model})" if model else "")
+
+def _settings(manifest, judge, dice_threshold, width, checks) -> dict:
+    "What a run's results depend on, as `settings.json` records it."
+    return {"manifest": str(manifest.resolve()), "dice_threshold": dice_threshold, "width": width,
+            "judge": _judge_name(judge), "checks": [[c.name, list(c.images), c.question, c.reject_on] for c in checks]}
+
+def _check_settings(out, settings):
+    "Record `settings` in `out/settings.json` on a first run; on a rerun, refuse other settings than the recorded ones."
+    if (out / "settings.json").exists():
+        old = json.loads((out / "settings.json").read_text())
+        changed = [f"{k}: was {old.get(k)!r}, now {v!r}" for k, v in settings.items() if old.get(k) != v]
+        if changed: raise ValueError(f"{out} holds results of a run with other settings ({'; '.join(changed)}): use a new out_dir")
+    else: atomic_write(out / "settings.json", json.dumps(settings, indent=1))
+
+# %% ../../nbs/26b_filtering.ipynb #c3d5e7f9
+def _manifest_rows(manifest, done) -> tuple:
+    "The manifest's valid (line, row)s, error records of its invalid lines, and the valid rows not in `done`."
+    rows, errors, todo = [], [], []
+    for line, row, err in iter_manifest(manifest, check_images=True):
+        if err is not None: errors.append(_error_record(line, err.reason, err.field, str(err))); continue
+        rows.append((line, row))
+        if row["id"] not in done: todo.append((line, row))
+    return rows, errors, todo
+
+# %% ../../nbs/26b_filtering.ipynb #d4e6f8a0
+def _run_rows(todo, results, done, errors, workers, progress, args) -> list:
+    "`_filter_row(line, row, *args)` for each of `todo` in `workers` threads; each result is appended to the `results` file and `done`, errors to `errors`. The ids filtered."
+    finished, new = set(), []
+    with open(results, "a", encoding="utf-8") as log, ThreadPoolExecutor(max(1, workers)) as pool:
+        def record(fut):
+            result, error = fut.result()
+            finished.add(fut)
+            if error is not None: errors.append(error); return
+            log.write(json.dumps(result) + "\n"); log.flush(); os.fsync(log.fileno())
+            done[result["id"]] = result; new.append(result["id"])
+        futures = [pool.submit(_filter_row, line, row, *args) for line, row in todo]
+        try:
+            for fut in tqdm(as_completed(futures), total=len(futures), disable=not progress, desc="filter"): record(fut)
+        except BaseException:
+            for f in futures: f.cancel()
+            wait(futures)
+            for f in futures:
+                if f not in finished and not f.cancelled() and f.exception() is None: record(f)
+            raise
+    return new
+
+# %% ../../nbs/26b_filtering.ipynb #e5f7a9b1
+def _output_row(row, result, manifest, out) -> dict:
+    "`row` for a filter output in `out`: image paths relative to `out`, this run's dice and score."
+    earlier = ("dice", "score", "reasons")  # from a filter run that wrote this manifest: replaced, not kept
+    return {**{k: v for k, v in row.items() if k not in earlier},
+            **{f: os.path.relpath(os.path.abspath(image_path(row, f, manifest)), os.path.abspath(out)) for f in IMAGE_FIELDS},
+            "dice": result["dice"], "score": result["score"]}
+
+def _write_outputs(rows, done, errors, manifest, out) -> tuple:
+    "Write kept.jsonl, rejected.jsonl and errors.jsonl into `out`: (kept, rejected) counts."
+    kept, rejected = [], []
+    for line, row in rows:
+        if (r := done.get(row["id"])) is None: continue  # its images failed to load: in errors
+        moved = _output_row(row, r, manifest, out)
+        if r["decision"] == "keep": kept.append(moved)
+        else: rejected.append({**moved, "reasons": r["reasons"]})
+    write_manifest(kept, out / "kept.jsonl"); write_manifest(rejected, out / "rejected.jsonl")
+    errors.sort(key=lambda e: e["line"])
+    atomic_write(out / "errors.jsonl", "".join(json.dumps(e) + "\n" for e in errors))
+    return len(kept), len(rejected)
+
+# %% ../../nbs/26b_filtering.ipynb #f6a8b0c2
 def filter_manifest(manifest, # the JSONL manifest to filter
                     out_dir, # results.jsonl, errors.jsonl, settings.json, kept.jsonl and rejected.jsonl go here
                     judge=None, # a judge with `ask(images, question)`, or None for the Dice test alone
@@ -105,44 +174,10 @@ def filter_manifest(manifest, # the JSONL manifest to filter
     manifest, out = Path(manifest), Path(out_dir)
     if not manifest.is_file(): raise FileNotFoundError(f"manifest {manifest} not found")
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"manifest": str(manifest.resolve()), "dice_threshold": dice_threshold, "width": width,
-                "judge": _judge_name(judge), "checks": [[c.name, list(c.images), c.question, c.reject_on] for c in checks]}
-    if (out / "settings.json").exists():
-        old = json.loads((out / "settings.json").read_text())
-        changed = [f"{k}: was {old.get(k)!r}, now {v!r}" for k, v in settings.items() if old.get(k) != v]
-        if changed: raise ValueError(f"{out} holds results of a run with other settings ({'; '.join(changed)}): use a new out_dir")
-    else: atomic_write(out / "settings.json", json.dumps(settings, indent=1))
-    done, rows, errors, todo = _read_results(out / "results.jsonl"), [], [], []
-    for line, row, err in iter_manifest(manifest, check_images=True):
-        if err is not None: errors.append(_error_record(line, err.reason, err.field, str(err))); continue
-        rows.append((line, row))
-        if row["id"] not in done: todo.append((line, row))
-    invalid, resumed, finished, new = len(errors), len(rows) - len(todo), set(), []
-    with open(out / "results.jsonl", "a", encoding="utf-8") as log, ThreadPoolExecutor(max(1, workers)) as pool:
-        def record(fut):
-            result, error = fut.result()
-            finished.add(fut)
-            if error is not None: errors.append(error); return
-            log.write(json.dumps(result) + "\n"); log.flush(); os.fsync(log.fileno())
-            done[result["id"]] = result; new.append(result["id"])
-        futures = [pool.submit(_filter_row, line, row, manifest, judge, checks, dice_threshold, width) for line, row in todo]
-        try:
-            for fut in tqdm(as_completed(futures), total=len(futures), disable=not progress, desc="filter"): record(fut)
-        except BaseException:
-            for f in futures: f.cancel()
-            wait(futures)
-            for f in futures:
-                if f not in finished and not f.cancelled() and f.exception() is None: record(f)
-            raise
-    kept, rejected = [], []
-    for line, row in rows:
-        if (r := done.get(row["id"])) is None: continue  # its images failed to load: in errors
-        earlier = ("dice", "score", "reasons")  # from a filter run that wrote this manifest: replaced, not kept
-        moved = {**{k: v for k, v in row.items() if k not in earlier}, **{f: os.path.relpath(os.path.abspath(image_path(row, f, manifest)), os.path.abspath(out)) for f in IMAGE_FIELDS},
-                 "dice": r["dice"], "score": r["score"]}
-        if r["decision"] == "keep": kept.append(moved)
-        else: rejected.append({**moved, "reasons": r["reasons"]})
-    write_manifest(kept, out / "kept.jsonl"); write_manifest(rejected, out / "rejected.jsonl")
-    errors.sort(key=lambda e: e["line"])
-    atomic_write(out / "errors.jsonl", "".join(json.dumps(e) + "\n" for e in errors))
-    return {"rows": len(rows) + invalid, "kept": len(kept), "rejected": len(rejected), "errors": len(errors), "new": len(new), "resumed": resumed}
+    _check_settings(out, _settings(manifest, judge, dice_threshold, width, checks))
+    done = _read_results(out / "results.jsonl")
+    rows, errors, todo = _manifest_rows(manifest, done)
+    invalid, resumed = len(errors), len(rows) - len(todo)
+    new = _run_rows(todo, out / "results.jsonl", done, errors, workers, progress, (manifest, judge, checks, dice_threshold, width))
+    kept, rejected = _write_outputs(rows, done, errors, manifest, out)
+    return {"rows": len(rows) + invalid, "kept": kept, "rejected": rejected, "errors": len(errors), "new": len(new), "resumed": resumed}

@@ -7,19 +7,20 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/latents.html.md"""
 # %% auto #0
 __all__ = ['encode_images', 'encode_prompts', 'LatentCache', 'cache_manifest']
 
-# %% ../../nbs/25b_latents.ipynb #51793ad8
+# %% ../../nbs/25b_latents.ipynb #ea8abcd4
 import hashlib, json, warnings
 from collections.abc import Sequence
 from pathlib import Path
 import numpy as np
 import torch
+from fastcore.basics import patch
 from safetensors import safe_open
-from safetensors.torch import save
+from safetensors.torch import save as save_tensors
 from tqdm.auto import tqdm
 from ..core.files import atomic_write
 from .dataset import SCALES, TripletDataset, _to_tensor
 
-# %% ../../nbs/25b_latents.ipynb #c00f6f79
+# %% ../../nbs/25b_latents.ipynb #43479e59
 @torch.no_grad()
 def encode_images(vae, # diffusers `AutoencoderKL`
                   images:Sequence[np.ndarray], # same-size uint8 RGB arrays (H, W, 3)
@@ -29,6 +30,7 @@ def encode_images(vae, # diffusers `AutoencoderKL`
     z = vae.encode(x).latent_dist.mode()
     return (z - (vae.config.shift_factor or 0.)) * vae.config.scaling_factor
 
+# %% ../../nbs/25b_latents.ipynb #8f7f989a
 @torch.no_grad()
 def encode_prompts(pipe, # a `FluxPipeline`
                    prompts:Sequence[str], # captions ("" for the dropped prompt)
@@ -38,7 +40,7 @@ def encode_prompts(pipe, # a `FluxPipeline`
     embeds, pooled, text_ids = pipe.encode_prompt(list(prompts), prompt_2=None, max_sequence_length=max_sequence_length)
     return [dict(prompt_embeds=embeds[i], pooled_prompt_embeds=pooled[i], text_ids=text_ids) for i in range(len(prompts))]
 
-# %% ../../nbs/25b_latents.ipynb #0899f64e
+# %% ../../nbs/25b_latents.ipynb #09e55aea
 class LatentCache:
     "VAE latents and text embeddings of one model: safetensors files named by a hash of what was encoded."
     def __init__(self, root, # the cache's folder (shared by processes and runs)
@@ -46,67 +48,79 @@ class LatentCache:
                 ):
         self.root, self.model_id, self.hits, self.misses = Path(root), str(model_id), 0, 0
 
-    def key(self, kind:str, data:bytes, **settings) -> str:
-        "sha256 hex of the model id, `kind`, `settings` and `data`."
-        h = hashlib.sha256(json.dumps([self.model_id, kind, settings], sort_keys=True).encode() + b"\0")
-        h.update(data)
-        return h.hexdigest()
+# %% ../../nbs/25b_latents.ipynb #447dcd1e
+@patch
+def key(self:LatentCache, kind:str, data:bytes, **settings) -> str:
+    "sha256 hex of the model id, `kind`, `settings` and `data`."
+    h = hashlib.sha256(json.dumps([self.model_id, kind, settings], sort_keys=True).encode() + b"\0")
+    h.update(data)
+    return h.hexdigest()
 
-    def image_key(self, image:np.ndarray) -> str:
-        "The key of a uint8 image's latents."
-        return self.key("image", np.ascontiguousarray(image, dtype=np.uint8).tobytes(), shape=list(image.shape))
+@patch
+def image_key(self:LatentCache, image:np.ndarray) -> str:
+    "The key of a uint8 image's latents."
+    return self.key("image", np.ascontiguousarray(image, dtype=np.uint8).tobytes(), shape=list(image.shape))
 
-    def prompt_key(self, prompt:str, max_sequence_length:int) -> str:
-        "The key of a prompt's embeddings."
-        return self.key("prompt", prompt.encode("utf-8"), max_sequence_length=max_sequence_length)
+@patch
+def prompt_key(self:LatentCache, prompt:str, max_sequence_length:int) -> str:
+    "The key of a prompt's embeddings."
+    return self.key("prompt", prompt.encode("utf-8"), max_sequence_length=max_sequence_length)
 
-    def path(self, key:str) -> Path: return self.root / key[:2] / f"{key}.safetensors"
+# %% ../../nbs/25b_latents.ipynb #e91bffbe
+@patch
+def path(self:LatentCache, key:str) -> Path: return self.root / key[:2] / f"{key}.safetensors"
 
-    def load(self, key:str) -> dict|None:
-        "The tensors of entry `key`; None if it is absent, or unreadable (with a warning)."
-        p = self.path(key)
-        if not p.exists(): return None
-        try:
-            with safe_open(p, "pt") as f:
-                found = (f.metadata() or {}).get("key")
-                if found != key: raise ValueError(f"the file holds entry {found!r}")
-                return {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:
-            warnings.warn(f"cache entry {p} is unreadable ({e}); recomputing it")
-            return None
+@patch
+def load(self:LatentCache, key:str) -> dict|None:
+    "The tensors of entry `key`; None if it is absent, or unreadable (with a warning)."
+    p = self.path(key)
+    if not p.exists(): return None
+    try:
+        with safe_open(p, "pt") as f:
+            found = (f.metadata() or {}).get("key")
+            if found != key: raise ValueError(f"the file holds entry {found!r}")
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        warnings.warn(f"cache entry {p} is unreadable ({e}); recomputing it")
+        return None
 
-    def save(self, key:str, tensors:dict) -> Path:
-        "Write entry `key` atomically: a temporary file in its folder, then a rename."
-        tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        return atomic_write(self.path(key), save(tensors, metadata={"key": key, "model_id": self.model_id}))
+@patch
+def save(self:LatentCache, key:str, tensors:dict) -> Path:
+    "Write entry `key` atomically: a temporary file in its folder, then a rename."
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    return atomic_write(self.path(key), save_tensors(tensors, metadata={"key": key, "model_id": self.model_id}))
 
-    def get(self, keys:Sequence[str], # entries wanted
-            compute, # compute(positions) -> one dict of tensors per position in `keys`, for the missing ones
-           ) -> list[dict]:
-        "Entries `keys`, computing the missing ones in one call of `compute` and saving them; counts `hits` and `misses`."
-        entries = [self.load(k) for k in keys]
-        missing = list(dict.fromkeys(k for k, e in zip(keys, entries) if e is None))
-        self.hits += sum(e is not None for e in entries)
-        self.misses += len(missing)
-        if not missing: return entries
-        made = compute([keys.index(k) for k in missing])
-        fresh = {k: {n: v.detach().cpu().contiguous() for n, v in t.items()} for k, t in zip(missing, made)}
-        for k, t in fresh.items(): self.save(k, t)
-        return [fresh[k] if e is None else e for k, e in zip(keys, entries)]
+# %% ../../nbs/25b_latents.ipynb #b11c5a50
+@patch
+def get(self:LatentCache, keys:Sequence[str], # entries wanted
+        compute, # compute(positions) -> one dict of tensors per position in `keys`, for the missing ones
+       ) -> list[dict]:
+    "Entries `keys`, computing the missing ones in one call of `compute` and saving them; counts `hits` and `misses`."
+    entries = [self.load(k) for k in keys]
+    missing = list(dict.fromkeys(k for k, e in zip(keys, entries) if e is None))
+    self.hits += sum(e is not None for e in entries)
+    self.misses += len(missing)
+    if not missing: return entries
+    made = compute([keys.index(k) for k in missing])
+    fresh = {k: {n: v.detach().cpu().contiguous() for n, v in t.items()} for k, t in zip(missing, made)}
+    for k, t in fresh.items(): self.save(k, t)
+    return [fresh[k] if e is None else e for k, e in zip(keys, entries)]
 
-    def item_latents(self, row:dict, # the item's manifest row
-                     images:dict, # its bucket-size uint8 images, as from `TripletDataset.bucket_images`
-                     max_sequence_length:int, # T5 length of the cached prompt embeddings
-                    ) -> dict: # {name}_latents for each image, and the prompt's embeddings
-        "An item's cached latents and prompt embeddings; `KeyError` naming the row if any is missing."
-        out = {}
-        for name, im in images.items():
-            e = self.load(self.image_key(im))
-            if e is None: raise KeyError(f"row {row['id']!r}: its {name} at {im.shape[1]}x{im.shape[0]} is not in the cache {self.root}; run cache_manifest first")
-            out[f"{name}_latents"] = e["latents"]
-        e = self.load(self.prompt_key(row["prompt"], max_sequence_length))
-        if e is None: raise KeyError(f"row {row['id']!r}: its prompt at max_sequence_length={max_sequence_length} is not in the cache {self.root}; run cache_manifest first")
-        return out | e
+# %% ../../nbs/25b_latents.ipynb #1918c78f
+@patch
+def item_latents(self:LatentCache, row:dict, # the item's manifest row
+                 images:dict, # its bucket-size uint8 images, as from `TripletDataset.bucket_images`
+                 max_sequence_length:int, # T5 length of the cached prompt embeddings
+                ) -> dict: # {name}_latents for each image, and the prompt's embeddings
+    "An item's cached latents and prompt embeddings; `KeyError` naming the row if any is missing."
+    out = {}
+    for name, im in images.items():
+        e = self.load(self.image_key(im))
+        if e is None: raise KeyError(f"row {row['id']!r}: its {name} at {im.shape[1]}x{im.shape[0]} is not in the cache {self.root}; run cache_manifest first")
+        out[f"{name}_latents"] = e["latents"]
+    e = self.load(self.prompt_key(row["prompt"], max_sequence_length))
+    if e is None: raise KeyError(f"row {row['id']!r}: its prompt at max_sequence_length={max_sequence_length} is not in the cache {self.root}; run cache_manifest first")
+    return out | e
 
 # %% ../../nbs/25b_latents.ipynb #5257bf78
 def cache_manifest(data, # a `TripletDataset`, or a manifest path

@@ -1,4 +1,4 @@
-"""DreamFuse's second stage: a localized DPO loss that prefers the fused image near the object and the copy-paste (the true background) away from it, trained with a policy and a frozen reference adapter on one FLUX transformer
+"""DreamFuse's second-stage loss: Diffusion-DPO with a localized mask, preferring the fused image near the object and the copy-paste (the true background) away from it
 
 Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/ldpo.html.md"""
 
@@ -26,6 +26,7 @@ def dilate_box(box, # pixel box (x0, y0, x1, y1), or a (B, 4) batch of boxes
     H, W = image_hw
     return torch.stack([(cx - hw).clamp(0, W), (cy - hh).clamp(0, H), (cx + hw).clamp(0, W), (cy + hh).clamp(0, H)], -1)
 
+# %% ../../nbs/28_ldpo.ipynb #00c4b735
 def localized_mask(box, # placement box (x0, y0, x1, y1) in target pixels, or a (B, 4) batch of boxes
                    image_hw:tuple[int, int], # (height, width) of the target in pixels, multiples of `patch`
                    alpha:float=1., # dilation factor α

@@ -10,13 +10,16 @@ __all__ = ['add_ldpo_adapters', 'reference_adapter', 'ldpo_predictions', 'ldpo_s
 # %% ../../nbs/28b_ldpo_task.ipynb #be84b25f
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 import torch
+from fastcore.basics import patch
 from peft.functional import set_adapter
 from peft.utils import ModulesToSaveWrapper
 from .dit import dreamfuse_forward
 from .flow import flow_interpolate, flow_velocity, drop_prompt_embeds, _draw_device
-from .pipeline import LORA_WEIGHT_NAME, IMAGE_TAGS_NAME, load_image_tags
+from .pipeline import LORA_WEIGHT_NAME, IMAGE_TAGS_NAME, load_image_tags, save_dreamfuse_lora
+from .sft import SFTTask, layouts
 from .ldpo import ldpo_loss, localized_mask
 
 # %% ../../nbs/28b_ldpo_task.ipynb #c40c9b81
@@ -129,39 +132,39 @@ def ldpo_step_loss(transformer, # transformer prepared by `add_ldpo_adapters`
     return ldpo_loss(*preds, flow_velocity(winner, noise), flow_velocity(loser, noise), mask, beta, return_stats=True)
 
 # %% ../../nbs/28b_ldpo_task.ipynb #a607ad26
-from dataclasses import dataclass
-from .sft import SFTTask, layouts
-from .pipeline import save_dreamfuse_lora
-
 @dataclass
 class LDPOTask(SFTTask):
     "DreamFuse stage 2: LDPO of the stage-1 LoRA, the copy-paste composite as the loser."
     stage1_lora:str = "" # directory written by `save_dreamfuse_lora` (a stage-1 run's `final`)
-    alpha:float = 2. # mask dilation α (see above)
-    beta:float = 5000. # regularization β (see above)
+    alpha:float = 2. # mask dilation α (see `dreamfuse.ldpo`)
+    beta:float = 5000. # regularization β (see "Choosing β")
 
     def add_adapters(self, transformer, cfg):
         "Policy and reference adapters, both from `stage1_lora`."
         if not self.stage1_lora: raise ValueError("task argument stage1_lora is empty: LDPO starts from a stage-1 LoRA directory")
         add_ldpo_adapters(transformer, self.stage1_lora)
 
-    def loss(self, transformer, batch, generator) -> dict:
-        "Algorithm 1 on a batch: fused image as winner, copy-paste as loser, shared noise and t."
-        x, n = self.inputs(transformer, batch, generator), len(batch["target_ids"])
-        h, w = (s * self.pipe.vae_scale_factor for s in batch["target_latents"].shape[-2:])
-        total, logs = 0., {}
-        for g in layouts(batch):
-            dev = transformer.device
-            loss, stats = ldpo_step_loss(
-                transformer, x["lat"]["target"][g], x["lat"]["negative"][g], batch["target_ids"][g[0]].to(dev), batch["box"][g], (h, w),
-                x["embeds"][g], x["pooled"][g], x["txt_ids"], guidance=None if x["guidance"] is None else x["guidance"][g],
-                cond_states=(x["lat"]["foreground"][g], x["lat"]["background"][g]),
-                cond_ids=(batch["foreground_ids"][g[0]].to(dev), batch["background_ids"][g[0]].to(dev)),
-                p=0., alpha=self.alpha, beta=self.beta, noise=x["noise"][g], t=x["t"][g])
-            total = total + len(g) * loss
-            for k, v in stats.items(): logs[k] = logs.get(k, 0.) + len(g) * v / n
-        return {"loss": total / n, **logs}
+# %% ../../nbs/28b_ldpo_task.ipynb #17323d0a
+@patch
+def loss(self:LDPOTask, transformer, batch, generator) -> dict:
+    "Algorithm 1 on a batch: fused image as winner, copy-paste as loser, shared noise and t."
+    x, n = self.inputs(transformer, batch, generator), len(batch["target_ids"])
+    h, w = (s * self.pipe.vae_scale_factor for s in batch["target_latents"].shape[-2:])
+    total, logs = 0., {}
+    for g in layouts(batch):
+        dev = transformer.device
+        loss, stats = ldpo_step_loss(
+            transformer, x["lat"]["target"][g], x["lat"]["negative"][g], batch["target_ids"][g[0]].to(dev), batch["box"][g], (h, w),
+            x["embeds"][g], x["pooled"][g], x["txt_ids"], guidance=None if x["guidance"] is None else x["guidance"][g],
+            cond_states=(x["lat"]["foreground"][g], x["lat"]["background"][g]),
+            cond_ids=(batch["foreground_ids"][g[0]].to(dev), batch["background_ids"][g[0]].to(dev)),
+            p=0., alpha=self.alpha, beta=self.beta, noise=x["noise"][g], t=x["t"][g])
+        total = total + len(g) * loss
+        for k, v in stats.items(): logs[k] = logs.get(k, 0.) + len(g) * v / n
+    return {"loss": total / n, **logs}
 
-    def export(self, module, out_dir):
-        "The policy's LoRA and image tags, in stage 1's format."
-        save_dreamfuse_lora(module.transformer, out_dir, adapter_name="policy")
+# %% ../../nbs/28b_ldpo_task.ipynb #f3f8974f
+@patch
+def export(self:LDPOTask, module, out_dir):
+    "The policy's LoRA and image tags, in stage 1's format."
+    save_dreamfuse_lora(module.transformer, out_dir, adapter_name="policy")

@@ -7,11 +7,12 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/pipeline.html.md"""
 # %% auto #0
 __all__ = ['LORA_WEIGHT_NAME', 'IMAGE_TAGS_NAME', 'OUTPUT_TYPES', 'save_dreamfuse_lora', 'load_image_tags', 'DreamFusePipeline']
 
-# %% ../../nbs/24_pipeline.ipynb #4a693e23
+# %% ../../nbs/24_pipeline.ipynb #8b8c276d
 from collections.abc import Sequence
 from pathlib import Path
 import numpy as np
 import torch
+from fastcore.basics import patch
 from safetensors.torch import load_file, save_file
 from peft.utils import get_peft_model_state_dict
 from diffusers import FluxPipeline
@@ -50,7 +51,7 @@ def load_image_tags(transformer, # `FluxTransformer2DModel`
     with torch.no_grad(): tags.weight.copy_(weight)
     return tags
 
-# %% ../../nbs/24_pipeline.ipynb #dc6111bf
+# %% ../../nbs/24_pipeline.ipynb #9a4dcebe
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
 class DreamFusePipeline(FluxPipeline):
@@ -62,75 +63,116 @@ class DreamFusePipeline(FluxPipeline):
         "Load FLUX components from a hub id, a local directory or the zoo's `\"tiny\"`."
         return super().from_pretrained(resolve(pretrained_model_name_or_path, "flux"), **kwargs)
 
-    def load_dreamfuse_lora(self, path, # directory written by `save_dreamfuse_lora`
-                            adapter_name:str|None=None, # peft adapter name; diffusers picks one if None
-                            **kwargs): # passed to `load_lora_weights`
-        "Load DreamFuse weights: the LoRA with `load_lora_weights`, then the image tags."
-        self.load_lora_weights(path, weight_name=LORA_WEIGHT_NAME, adapter_name=adapter_name, **kwargs)
-        load_image_tags(self.transformer, path)
+# %% ../../nbs/24_pipeline.ipynb #260fa198
+@patch
+def encode_conditions(self:DreamFusePipeline, fusion:FusionInputs, # prepared conditions
+                      generator:torch.Generator|None=None, # for the VAE's latent sample
+                     )->tuple[torch.Tensor, torch.Tensor]: # foreground and background tokens, each (1, N, C)
+    "VAE-encode and pack the foreground and background conditions."
+    x = torch.stack([torch.from_numpy(np.array(im)) for im in (fusion.foreground, fusion.background)])
+    z = vae_encode(self.vae, x.permute(0, 3, 1, 2).float() / 255, generator)
+    tokens, _ = pack_latents(z.to(self.transformer.dtype))
+    return tokens[:1], tokens[1:]
 
-    def encode_conditions(self, fusion:FusionInputs, # prepared conditions
-                          generator:torch.Generator|None=None, # for the VAE's latent sample
-                         )->tuple[torch.Tensor, torch.Tensor]: # foreground and background tokens, each (1, N, C)
-        "VAE-encode and pack the foreground and background conditions."
-        x = torch.stack([torch.from_numpy(np.array(im)) for im in (fusion.foreground, fusion.background)])
-        z = vae_encode(self.vae, x.permute(0, 3, 1, 2).float() / 255, generator)
-        tokens, _ = pack_latents(z.to(self.transformer.dtype))
-        return tokens[:1], tokens[1:]
+@patch
+def prepare_conditions(self:DreamFusePipeline, fusion:FusionInputs, # prepared conditions
+                       batch_size:int, # samples generated at once
+                       generator:torch.Generator|None=None, # for the VAE's latent sample
+                      )->tuple: # target ids, (foreground ids, background ids), (foreground tokens, background tokens)
+    "The three images' float32 position ids, and the conditions' tokens repeated for `batch_size` samples."
+    ids, fg_ids, bg_ids = (i.to(self._execution_device) for i in fusion.position_ids(self.vae_scale_factor * 2))
+    fg, bg = (c.expand(batch_size, -1, -1) for c in self.encode_conditions(fusion, generator))
+    return ids, (fg_ids, bg_ids), (fg, bg)
 
-    @torch.no_grad()
-    def __call__(self,
-                 foreground, # PIL image or uint8 array: RGBA (alpha = mask), or RGB with `mask`
-                 background, # PIL image or uint8 array, RGB
-                 box:Sequence[float], # placement box (x0, y0, x1, y1) in background pixels
-                 mask=None, # foreground mask (PIL "L", uint8 or bool array); overrides the alpha channel
-                 prompt:str="", # text prompt; DreamFuse is mostly trained with the empty one
-                 num_inference_steps:int=28, # Euler steps
-                 guidance_scale:float=3.5, # FLUX.1-dev's embedded guidance
-                 generator:torch.Generator|None=None, # seeds the noise and the conditions' VAE sample
-                 height:int|None=None, # output height, a multiple of 16; default from `width` and the background's aspect, or `generation_size`
-                 width:int|None=None, # output width, a multiple of 16; default from `height` and the background's aspect, or `generation_size`
-                 max_pixels:int=1024*1024, # pixel cap for the default size
-                 num_images_per_prompt:int=1, # samples of this fusion
-                 output_type:str="pil", # "pil", "np", "pt" (B, 3, H, W) in [0, 1], or "latent" (packed, B×N×C)
-                 return_dict:bool=True, # a `FluxPipelineOutput`, else a tuple
-                 joint_attention_kwargs:dict|None=None, # e.g. {"scale": s} for the LoRA
-                 max_sequence_length:int=512, # T5 tokens
-                ):
-        "Fuse `foreground` into `background` at `box`."
-        if output_type not in OUTPUT_TYPES: raise ValueError(f"output_type={output_type!r} is not one of {OUTPUT_TYPES}")
-        fusion = prepare_fusion(foreground, background, box, mask, height, width, max_pixels)
-        (width, height), device, dtype = fusion.size, self._execution_device, self.transformer.dtype
-        self._joint_attention_kwargs = joint_attention_kwargs or {}
-        prompt_embeds, pooled, text_ids = self.encode_prompt(
-            prompt=prompt, prompt_2=None, device=device, num_images_per_prompt=num_images_per_prompt,
-            max_sequence_length=max_sequence_length, lora_scale=self._joint_attention_kwargs.get("scale"))
-        latents, _ = self.prepare_latents(num_images_per_prompt, self.transformer.config.in_channels // 4, height,
-                                          width, dtype, device, generator)
-        b = latents.shape[0]
-        ids, fg_ids, bg_ids = (i.to(device) for i in fusion.position_ids(self.vae_scale_factor * 2))
-        fg, bg = (c.expand(b, -1, -1) for c in self.encode_conditions(fusion, generator))
-        guidance = torch.full([b], guidance_scale, device=device) if self.transformer.config.guidance_embeds else None
-        sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
-        cfg = self.scheduler.config
-        mu = calculate_shift(latents.shape[1], cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096),
-                             cfg.get("base_shift", .5), cfg.get("max_shift", 1.15))
-        timesteps, num_inference_steps = retrieve_timesteps(self.scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu)
-        self._num_timesteps = len(timesteps)
-        self.scheduler.set_begin_index(0)
-        with self.progress_bar(total=num_inference_steps) as progress_bar:
-            for t in timesteps:
-                self._current_timestep = t
-                v = dreamfuse_forward(self.transformer, latents, ids, timestep=t.expand(b).to(dtype) / 1000, guidance=guidance,
-                                      encoder_hidden_states=prompt_embeds.to(dtype), txt_ids=text_ids,
-                                      pooled_projections=pooled.to(dtype), cond_states=(fg, bg), cond_ids=(fg_ids, bg_ids),
-                                      cond_timestep=0., joint_attention_kwargs=self._joint_attention_kwargs)
-                latents = self.scheduler.step(v, t, latents, return_dict=False)[0]
-                progress_bar.update()
-        self._current_timestep = None
-        if output_type == "latent": image = latents
-        else:
-            image = vae_decode(self.vae, self._unpack_latents(latents, height, width, self.vae_scale_factor))
-            image = self.image_processor.postprocess(image, output_type, do_denormalize=[False] * b)
-        self.maybe_free_model_hooks()
-        return FluxPipelineOutput(images=image) if return_dict else (image,)
+# %% ../../nbs/24_pipeline.ipynb #f3c62b96
+@patch
+def flow_timesteps(self:DreamFusePipeline, num_inference_steps:int, # Euler steps
+                   image_seq_len:int, # target tokens (the conditions do not count)
+                   device=None, # where the timesteps go
+                  )->torch.Tensor: # (num_inference_steps,) timesteps in [0, 1000]
+    "Set the scheduler to FLUX's shifted schedule for `image_seq_len` target tokens; its timesteps."
+    sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
+    cfg = self.scheduler.config
+    mu = calculate_shift(image_seq_len, cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096),
+                         cfg.get("base_shift", .5), cfg.get("max_shift", 1.15))
+    timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu)
+    self._num_timesteps = len(timesteps)
+    self.scheduler.set_begin_index(0)
+    return timesteps
+
+# %% ../../nbs/24_pipeline.ipynb #18d2317b
+@patch
+def denoise(self:DreamFusePipeline, latents:torch.Tensor, # packed noise, (B, N, C)
+            ids:torch.Tensor, # the target's position ids, (N, 3)
+            timesteps:torch.Tensor, # from `flow_timesteps`
+            prompt_embeds:torch.Tensor, # T5 embeddings, from `encode_prompt`
+            pooled:torch.Tensor, # pooled CLIP embeddings, from `encode_prompt`
+            text_ids:torch.Tensor, # the text's position ids, from `encode_prompt`
+            conds:tuple, # (foreground tokens, background tokens), from `prepare_conditions`
+            cond_ids:tuple, # (foreground ids, background ids), from `prepare_conditions`
+            guidance_scale:float=3.5, # FLUX.1-dev's embedded guidance
+           )->torch.Tensor: # the denoised target tokens, (B, N, C)
+    "Euler steps on the target tokens, the clean conditions beside them at every step."
+    b, device, dtype = latents.shape[0], self._execution_device, self.transformer.dtype
+    guidance = torch.full([b], guidance_scale, device=device) if self.transformer.config.guidance_embeds else None
+    with self.progress_bar(total=len(timesteps)) as progress_bar:
+        for t in timesteps:
+            self._current_timestep = t
+            v = dreamfuse_forward(self.transformer, latents, ids, timestep=t.expand(b).to(dtype) / 1000, guidance=guidance,
+                                  encoder_hidden_states=prompt_embeds.to(dtype), txt_ids=text_ids,
+                                  pooled_projections=pooled.to(dtype), cond_states=conds, cond_ids=cond_ids,
+                                  cond_timestep=0., joint_attention_kwargs=self._joint_attention_kwargs)
+            latents = self.scheduler.step(v, t, latents, return_dict=False)[0]
+            progress_bar.update()
+    self._current_timestep = None
+    return latents
+
+# %% ../../nbs/24_pipeline.ipynb #ffe729c7
+@patch
+@torch.no_grad()
+def __call__(self:DreamFusePipeline,
+             foreground, # PIL image or uint8 array: RGBA (alpha = mask), or RGB with `mask`
+             background, # PIL image or uint8 array, RGB
+             box:Sequence[float], # placement box (x0, y0, x1, y1) in background pixels
+             mask=None, # foreground mask (PIL "L", uint8 or bool array); overrides the alpha channel
+             prompt:str="", # text prompt; DreamFuse is mostly trained with the empty one
+             num_inference_steps:int=28, # Euler steps
+             guidance_scale:float=3.5, # FLUX.1-dev's embedded guidance
+             generator:torch.Generator|None=None, # seeds the noise and the conditions' VAE sample
+             height:int|None=None, # output height, a multiple of 16; default from `width` and the background's aspect, or `generation_size`
+             width:int|None=None, # output width, a multiple of 16; default from `height` and the background's aspect, or `generation_size`
+             max_pixels:int=1024*1024, # pixel cap for the default size
+             num_images_per_prompt:int=1, # samples of this fusion
+             output_type:str="pil", # "pil", "np", "pt" (B, 3, H, W) in [0, 1], or "latent" (packed, B×N×C)
+             return_dict:bool=True, # a `FluxPipelineOutput`, else a tuple
+             joint_attention_kwargs:dict|None=None, # e.g. {"scale": s} for the LoRA
+             max_sequence_length:int=512, # T5 tokens
+            ):
+    "Fuse `foreground` into `background` at `box`."
+    if output_type not in OUTPUT_TYPES: raise ValueError(f"output_type={output_type!r} is not one of {OUTPUT_TYPES}")
+    fusion = prepare_fusion(foreground, background, box, mask, height, width, max_pixels)
+    (width, height), device, dtype = fusion.size, self._execution_device, self.transformer.dtype
+    self._joint_attention_kwargs = joint_attention_kwargs or {}
+    prompt_embeds, pooled, text_ids = self.encode_prompt(
+        prompt=prompt, prompt_2=None, device=device, num_images_per_prompt=num_images_per_prompt,
+        max_sequence_length=max_sequence_length, lora_scale=self._joint_attention_kwargs.get("scale"))
+    latents, _ = self.prepare_latents(num_images_per_prompt, self.transformer.config.in_channels // 4, height,
+                                      width, dtype, device, generator)
+    ids, cond_ids, conds = self.prepare_conditions(fusion, latents.shape[0], generator)
+    timesteps = self.flow_timesteps(num_inference_steps, latents.shape[1], device)
+    latents = self.denoise(latents, ids, timesteps, prompt_embeds, pooled, text_ids, conds, cond_ids, guidance_scale)
+    if output_type == "latent": image = latents
+    else:
+        image = vae_decode(self.vae, self._unpack_latents(latents, height, width, self.vae_scale_factor))
+        image = self.image_processor.postprocess(image, output_type, do_denormalize=[False] * latents.shape[0])
+    self.maybe_free_model_hooks()
+    return FluxPipelineOutput(images=image) if return_dict else (image,)
+
+# %% ../../nbs/24_pipeline.ipynb #d80f16b1
+@patch
+def load_dreamfuse_lora(self:DreamFusePipeline, path, # directory written by `save_dreamfuse_lora`
+                        adapter_name:str|None=None, # peft adapter name; diffusers picks one if None
+                        **kwargs): # passed to `load_lora_weights`
+    "Load DreamFuse weights: the LoRA with `load_lora_weights`, then the image tags."
+    self.load_lora_weights(path, weight_name=LORA_WEIGHT_NAME, adapter_name=adapter_name, **kwargs)
+    load_image_tags(self.transformer, path)

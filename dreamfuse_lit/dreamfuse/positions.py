@@ -83,8 +83,6 @@ def fusion_ids(h:int, # token rows of each image
     return image_ids(h, w, deltas[0]), fg, image_ids(h, w, deltas[2])
 
 # %% ../../nbs/20_positions.ipynb #cdaf67c0
-_COLORS = ('tab:red', 'tab:blue', 'tab:green')
-
 def box_outline(box:Sequence[float], # pixel box (x0, y0, x1, y1)
                 patch:int=16, # pixels per token
                 **kwargs, # passed to `plt.Rectangle`
@@ -92,6 +90,9 @@ def box_outline(box:Sequence[float], # pixel box (x0, y0, x1, y1)
     "A dashed rectangle around pixel box `box`, in token-id coordinates."
     x0, y0, x1, y1 = _check_box('box', box)
     return plt.Rectangle((x0/patch - .5, y0/patch - .5), (x1-x0)/patch, (y1-y0)/patch, **{'fill': False, 'ls': '--', 'lw': 1.5, **kwargs})
+
+# %% ../../nbs/20_positions.ipynb #dc861062
+_COLORS = ('tab:red', 'tab:blue', 'tab:green')
 
 def show_positions(ids:Sequence[torch.Tensor], # one (N, 3) id tensor per image
                    labels:Sequence[str]=('target', 'foreground', 'background'), # legend names
@@ -111,6 +112,7 @@ def show_positions(ids:Sequence[torch.Tensor], # one (N, 3) id tensor per image
     if legend: ax.legend(fontsize='small', markerscale=2, loc='upper left', bbox_to_anchor=(1.01, 1))
     return ax
 
+# %% ../../nbs/20_positions.ipynb #47619607
 def show_id_maps(ids:Sequence[torch.Tensor], # one (h*w, 3) id tensor per image
                  h:int, w:int, # token grid of every image
                  labels:Sequence[str]=('target', 'foreground', 'background'), # column titles

@@ -57,6 +57,7 @@ def resolution_figure(sizes, # (width, height) of each image
     fig.tight_layout()
     return fig
 
+# %% ../../nbs/26c_reports.ipynb #f0e1d2c3
 def comparison_grid(examples, # rows with their images (as `load_triplets` or `load_row_images` give them) and `box`
                    ) -> matplotlib.figure.Figure:
     "Fig. 10's layout: foreground, background, fused image, gradient comparison and copy-paste, one row per triplet."

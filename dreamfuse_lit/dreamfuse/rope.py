@@ -39,7 +39,7 @@ def explore_ids(dy:float=0., # row shift per image, in tokens
     ids = fusion_ids(h, w, [(k*dy, k*dx) for k in range(3)], src_box, box, patch)
     r, c = min(int((y0 + y1) / 2 // patch), h-1), min(int((x0 + x1) / 2 // patch), w-1)
     kern = rope_kernel(ids[0][r*w + c][None], ids[1])[0].view(h, w)
-    fig, axs = plt.subplots(1, 2, figsize=(10, 4), layout='constrained', width_ratios=[1.6, 1])
+    fig, axs = plt.subplots(1, 2, figsize=(7.5, 3), layout='constrained', width_ratios=[1.6, 1])
     show_positions(ids, ax=axs[0], title=f'Δ = k·({dy:g}, {dx:g})', box=box, patch=patch)
     axs[1].imshow(kern, vmin=.5, vmax=1, cmap='magma')
     axs[1].add_patch(box_outline(src_box, patch, ec='w'))

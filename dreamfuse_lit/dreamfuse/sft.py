@@ -11,6 +11,7 @@ __all__ = ['FusionModule', 'layouts', 'SFTTask']
 from dataclasses import dataclass
 import torch
 from PIL import Image
+from fastcore.basics import patch
 from peft import LoraConfig
 from diffusers.training_utils import cast_training_params
 from .dit import pack_latents, add_image_tags
@@ -61,78 +62,93 @@ class SFTTask:
     sample_guidance:float = 3.5 # guidance scale of a validation fusion
     sample_scale:int|None = None # bucket scale of validation fusions; default: the smallest of `scales`
 
-    def add_adapters(self, transformer, cfg):
-        "Fresh image tags and LoRA; only they require grad."
-        add_image_tags(transformer)
-        transformer.add_adapter(LoraConfig(r=self.lora_rank, lora_alpha=self.lora_alpha or self.lora_rank, init_lora_weights="gaussian",
-                                           target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
-        transformer.image_tags.requires_grad_(True)
-
-    def build(self, cfg, accelerator) -> FusionModule:
-        "Load FLUX from `cfg.pretrained`, add the adapters, and wrap the transformer with this task's loss."
-        self.pipe = load_flux_pipeline(cfg.pretrained, torch_dtype=weight_dtype(accelerator)).to(accelerator.device)
-        self.pipe.set_progress_bar_config(disable=True)
-        transformer = self.pipe.transformer.requires_grad_(False)
-        self.add_adapters(transformer, cfg)
-        cast_training_params(transformer, torch.float32)
-        if cfg.gradient_checkpointing: transformer.enable_gradient_checkpointing()
-        self.model_id = resolve(cfg.pretrained, "flux")
-        return FusionModule(transformer, self.loss)
-
-    def data(self, cfg, accelerator) -> tuple:
-        "The manifest's triplets with cached latents, this rank's bucket batches, and the collate function."
-        manifest = cfg.data or data_path("demo", "manifest.jsonl")
-        ds = TripletDataset(manifest, self.scales, self.feather, max_sequence_length=self.max_sequence_length)
-        cache = LatentCache(self.cache_dir or cache_dir() / "latents", self.model_id)
-        cache_manifest(ds, self.pipe, cache, rank=accelerator.process_index, world_size=accelerator.num_processes,
-                       max_sequence_length=self.max_sequence_length, progress=accelerator.is_local_main_process)
-        accelerator.wait_for_everyone()
-        empty = cache.load(cache.prompt_key("", self.max_sequence_length))
-        self.empty_prompt = (empty["prompt_embeds"][None], empty["pooled_prompt_embeds"][None])
-        ds.cache, self.dataset = cache, ds
-        sampler = BucketBatchSampler(ds, cfg.batch_size, self.scales, seed=cfg.seed,
-                                     num_replicas=accelerator.num_processes, rank=accelerator.process_index)
-        return ds, sampler, collate
-
-    def inputs(self, transformer, batch, generator) -> dict:
-        "Packed latents, prompts after dropout, timesteps, noise and guidance for a batch."
-        dev, dt = transformer.device, transformer.dtype
-        lat = {k: pack_latents(batch[f"{k}_latents"].to(dev, dt))[0] for k in ("target", "negative", "foreground", "background")}
-        embeds, pooled = drop_prompt_embeds(batch["prompt_embeds"].to(dev, dt), batch["pooled_prompt_embeds"].to(dev, dt),
-                                            self.empty_prompt, self.text_dropout, generator)
-        b = len(embeds)
-        t = sample_timesteps(b, self.timestep_sampler, generator=generator).to(dev)
-        noise = torch.randn(lat["target"].shape, generator=generator).to(dev, dt)
-        guidance = torch.full((b,), self.guidance, device=dev) if transformer.config.guidance_embeds else None
-        return dict(lat=lat, embeds=embeds, pooled=pooled, t=t, noise=noise, guidance=guidance, txt_ids=batch["text_ids"][0].to(dev))
-
-    def loss(self, transformer, batch, generator) -> dict:
-        "Rectified-flow loss of the fused image's tokens, averaged over the batch."
-        x, total = self.inputs(transformer, batch, generator), 0.
-        for g in layouts(batch):
-            lat = {k: v[g] for k, v in x["lat"].items()}
-            total = total + len(g) * flow_matching_loss(
-                transformer, lat["target"], batch["target_ids"][g[0]].to(transformer.device), x["t"][g], x["noise"][g],
-                encoder_hidden_states=x["embeds"][g], txt_ids=x["txt_ids"], pooled_projections=x["pooled"][g],
-                guidance=None if x["guidance"] is None else x["guidance"][g], cond_states=(lat["foreground"], lat["background"]),
-                cond_ids=tuple(batch[k][g[0]].to(transformer.device) for k in _IDS[1:]), cond_timestep=0.)
-        return {"loss": total / len(batch["target_ids"])}
-
     sample_cols = 3
-    def sample(self, module, cfg) -> list:
-        "(background, fusion, reference fused image) for the first `sample_count` rows, at the validation bucket."
-        pipe = DreamFusePipeline(**{**self.pipe.components, "transformer": module.transformer})
-        pipe.set_progress_bar_config(disable=True)
-        out, ds, scale = [], self.dataset, self.sample_scale or min(self.scales)
-        for i in range(min(self.sample_count, len(ds))):
-            row, ims = ds.rows[i], load_row_images(ds.rows[i], ds.manifest)
-            w, h = bucket_size(*ds.sizes[i], scale)
-            fused = pipe(ims["foreground"], ims["background"], row["box"], ims["foreground_mask"], height=h, width=w,
-                         num_inference_steps=self.sample_steps, guidance_scale=self.sample_guidance,
-                         generator=torch.Generator().manual_seed(cfg.seed), max_sequence_length=self.max_sequence_length).images[0]
-            out += [Image.fromarray(ims["background"]).resize((w, h)), fused, Image.fromarray(ims["fused"]).resize((w, h))]
-        return out
 
-    def export(self, module, out_dir):
-        "The LoRA (diffusers format) and the image tags, as `DreamFusePipeline.load_dreamfuse_lora` reads them."
-        save_dreamfuse_lora(module.transformer, out_dir)
+# %% ../../nbs/27_sft.ipynb #6e381ab6
+@patch
+def add_adapters(self:SFTTask, transformer, cfg):
+    "Fresh image tags and LoRA; only they require grad."
+    add_image_tags(transformer)
+    transformer.add_adapter(LoraConfig(r=self.lora_rank, lora_alpha=self.lora_alpha or self.lora_rank, init_lora_weights="gaussian",
+                                       target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    transformer.image_tags.requires_grad_(True)
+
+# %% ../../nbs/27_sft.ipynb #9628c7ef
+@patch
+def build(self:SFTTask, cfg, accelerator) -> FusionModule:
+    "Load FLUX from `cfg.pretrained`, add the adapters, and wrap the transformer with this task's loss."
+    self.pipe = load_flux_pipeline(cfg.pretrained, torch_dtype=weight_dtype(accelerator)).to(accelerator.device)
+    self.pipe.set_progress_bar_config(disable=True)
+    transformer = self.pipe.transformer.requires_grad_(False)
+    self.add_adapters(transformer, cfg)
+    cast_training_params(transformer, torch.float32)
+    if cfg.gradient_checkpointing: transformer.enable_gradient_checkpointing()
+    self.model_id = resolve(cfg.pretrained, "flux")
+    return FusionModule(transformer, self.loss)
+
+# %% ../../nbs/27_sft.ipynb #c226fd7f
+@patch
+def data(self:SFTTask, cfg, accelerator) -> tuple:
+    "The manifest's triplets with cached latents, this rank's bucket batches, and the collate function."
+    manifest = cfg.data or data_path("demo", "manifest.jsonl")
+    ds = TripletDataset(manifest, self.scales, self.feather, max_sequence_length=self.max_sequence_length)
+    cache = LatentCache(self.cache_dir or cache_dir() / "latents", self.model_id)
+    cache_manifest(ds, self.pipe, cache, rank=accelerator.process_index, world_size=accelerator.num_processes,
+                   max_sequence_length=self.max_sequence_length, progress=accelerator.is_local_main_process)
+    accelerator.wait_for_everyone()
+    empty = cache.load(cache.prompt_key("", self.max_sequence_length))
+    self.empty_prompt = (empty["prompt_embeds"][None], empty["pooled_prompt_embeds"][None])
+    ds.cache, self.dataset = cache, ds
+    sampler = BucketBatchSampler(ds, cfg.batch_size, self.scales, seed=cfg.seed,
+                                 num_replicas=accelerator.num_processes, rank=accelerator.process_index)
+    return ds, sampler, collate
+
+# %% ../../nbs/27_sft.ipynb #ddcc4226
+@patch
+def inputs(self:SFTTask, transformer, batch, generator) -> dict:
+    "Packed latents, prompts after dropout, timesteps, noise and guidance for a batch."
+    dev, dt = transformer.device, transformer.dtype
+    lat = {k: pack_latents(batch[f"{k}_latents"].to(dev, dt))[0] for k in ("target", "negative", "foreground", "background")}
+    embeds, pooled = drop_prompt_embeds(batch["prompt_embeds"].to(dev, dt), batch["pooled_prompt_embeds"].to(dev, dt),
+                                        self.empty_prompt, self.text_dropout, generator)
+    b = len(embeds)
+    t = sample_timesteps(b, self.timestep_sampler, generator=generator).to(dev)
+    noise = torch.randn(lat["target"].shape, generator=generator).to(dev, dt)
+    guidance = torch.full((b,), self.guidance, device=dev) if transformer.config.guidance_embeds else None
+    return dict(lat=lat, embeds=embeds, pooled=pooled, t=t, noise=noise, guidance=guidance, txt_ids=batch["text_ids"][0].to(dev))
+
+# %% ../../nbs/27_sft.ipynb #c9873ea8
+@patch
+def loss(self:SFTTask, transformer, batch, generator) -> dict:
+    "Rectified-flow loss of the fused image's tokens, averaged over the batch."
+    x, total = self.inputs(transformer, batch, generator), 0.
+    for g in layouts(batch):
+        lat = {k: v[g] for k, v in x["lat"].items()}
+        total = total + len(g) * flow_matching_loss(
+            transformer, lat["target"], batch["target_ids"][g[0]].to(transformer.device), x["t"][g], x["noise"][g],
+            encoder_hidden_states=x["embeds"][g], txt_ids=x["txt_ids"], pooled_projections=x["pooled"][g],
+            guidance=None if x["guidance"] is None else x["guidance"][g], cond_states=(lat["foreground"], lat["background"]),
+            cond_ids=tuple(batch[k][g[0]].to(transformer.device) for k in _IDS[1:]), cond_timestep=0.)
+    return {"loss": total / len(batch["target_ids"])}
+
+# %% ../../nbs/27_sft.ipynb #6b64eb84
+@patch
+def sample(self:SFTTask, module, cfg) -> list:
+    "(background, fusion, reference fused image) for the first `sample_count` rows, at the validation bucket."
+    pipe = DreamFusePipeline(**{**self.pipe.components, "transformer": module.transformer})
+    pipe.set_progress_bar_config(disable=True)
+    out, ds, scale = [], self.dataset, self.sample_scale or min(self.scales)
+    for i in range(min(self.sample_count, len(ds))):
+        row, ims = ds.rows[i], load_row_images(ds.rows[i], ds.manifest)
+        w, h = bucket_size(*ds.sizes[i], scale)
+        fused = pipe(ims["foreground"], ims["background"], row["box"], ims["foreground_mask"], height=h, width=w,
+                     num_inference_steps=self.sample_steps, guidance_scale=self.sample_guidance,
+                     generator=torch.Generator().manual_seed(cfg.seed), max_sequence_length=self.max_sequence_length).images[0]
+        out += [Image.fromarray(ims["background"]).resize((w, h)), fused, Image.fromarray(ims["fused"]).resize((w, h))]
+    return out
+
+# %% ../../nbs/27_sft.ipynb #f04313b9
+@patch
+def export(self:SFTTask, module, out_dir):
+    "The LoRA (diffusers format) and the image tags, as `DreamFusePipeline.load_dreamfuse_lora` reads them."
+    save_dreamfuse_lora(module.transformer, out_dir)

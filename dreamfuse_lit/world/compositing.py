@@ -7,11 +7,11 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/compositing.html.md"""
 # %% auto #0
 __all__ = ['paste', 'fuse']
 
-# %% ../../nbs/11_compositing.ipynb #a387c8ee
+# %% ../../nbs/11_compositing.ipynb #65c2805e
 import numpy as np
 from PIL import Image, ImageFilter
 
-# %% ../../nbs/11_compositing.ipynb #7482445d
+# %% ../../nbs/11_compositing.ipynb #74ae767d
 def _check_box(box, shape):
     "Raise a ValueError naming `box` unless it is non-empty and inside an image of `shape` (H, W, ...)."
     x0, y0, x1, y1 = box
@@ -26,6 +26,7 @@ def _fit(foreground, mask, box):
     a = Image.fromarray(mask).crop(bb).resize(size, Image.BILINEAR)
     return np.asarray(rgb, float), np.asarray(a, float) / 255
 
+# %% ../../nbs/11_compositing.ipynb #a3548f0c
 def _blur(a, radius):
     "Gaussian blur of a float map in [0, 1], through an 8-bit PIL image."
     im = Image.fromarray(np.rint(a * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(radius))
@@ -42,28 +43,47 @@ def paste(background, foreground, mask, box, feather=0.):
     alpha = _blur(hard, feather)[..., None]
     return np.rint(background + alpha * (out.astype(float) - background)).astype(np.uint8)
 
-# %% ../../nbs/11_compositing.ipynb #eb1a87b3
+# %% ../../nbs/11_compositing.ipynb #d3a5a15a
+def _cast(rgb, bg, cast):
+    "`rgb` white-balanced toward the mean colour of the float background `bg`, by the fraction `cast`."
+    light = bg.reshape(-1, 3).mean(0)
+    return rgb * (1 - cast + cast * light / light.mean())
+
+# %% ../../nbs/11_compositing.ipynb #45fa182e
+def _side_light(rgb, bg, box, offset, texture):
+    "`rgb`, the object resized to `box`, shaded by a ramp along `offset` (±20%), with `texture` of the luminance of `bg` under the box."
+    x0, y0, x1, y1 = box
+    d = np.array(offset, float) / (np.hypot(*offset) + 1e-8)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    ramp = ((xx - xx.mean()) * d[0] + (yy - yy.mean()) * d[1]) / max(x1 - x0, y1 - y0)
+    lum = bg[y0:y1, x0:x1].sum(-1)
+    return rgb * ((1 - .4 * ramp) * (1 - texture + texture * lum / lum.mean()))[..., None]
+
+# %% ../../nbs/11_compositing.ipynb #87a99c5a
+def _restyle(rgb, background, style):
+    "`rgb` re-coloured with the `style`-colour palette of the uint8 `background`, without dithering."
+    pal = Image.fromarray(background).quantize(style, dither=Image.Dither.NONE)
+    rgb = Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8)).quantize(palette=pal, dither=Image.Dither.NONE)
+    return np.asarray(rgb.convert("RGB"), float)
+
+# %% ../../nbs/11_compositing.ipynb #2bc9aaa6
+def _shadow(A, offset, pad):
+    "Where the object with full-size alpha `A` casts its shadow: `A` shifted by `offset` (clipped to `pad // 2`) and blurred."
+    H, W = A.shape
+    dx, dy = np.clip(np.rint(offset), -pad // 2, pad // 2).astype(int)
+    return _blur(np.pad(A, pad)[pad - dy:pad - dy + H, pad - dx:pad - dx + W], 2.5)
+
+# %% ../../nbs/11_compositing.ipynb #3ec71f6d
 def fuse(background, foreground, mask, box, offset=(6, 4), cast=.35, shadow=.5, texture=0., style=0, front=None, pad=16):
     "Composite with the scene's colour cast, side light, a soft shadow at `offset` and feathered edges."
     _check_box(box, background.shape)
     (H, W), (x0, y0, x1, y1), bg = background.shape[:2], box, background.astype(float)
     rgb, a = _fit(foreground, mask, box)
-    light = bg.reshape(-1, 3).mean(0)
-    rgb = rgb * (1 - cast + cast * light / light.mean())
-    d = np.array(offset, float) / (np.hypot(*offset) + 1e-8)
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    ramp = ((xx - xx.mean()) * d[0] + (yy - yy.mean()) * d[1]) / max(x1 - x0, y1 - y0)
-    lum = bg[y0:y1, x0:x1].sum(-1)
-    rgb = rgb * ((1 - .4 * ramp) * (1 - texture + texture * lum / lum.mean()))[..., None]
-    if style:
-        pal = Image.fromarray(background).quantize(style, dither=Image.Dither.NONE)
-        rgb = Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8)).quantize(palette=pal, dither=Image.Dither.NONE)
-        rgb = np.asarray(rgb.convert("RGB"), float)
+    rgb = _side_light(_cast(rgb, bg, cast), bg, box, offset, texture)
+    if style: rgb = _restyle(rgb, background, style)
     A, O = np.zeros((H, W)), np.zeros((H, W, 3))
     A[y0:y1, x0:x1], O[y0:y1, x0:x1] = _blur(a, .7), rgb
-    dx, dy = np.clip(np.rint(offset), -pad // 2, pad // 2).astype(int)
-    S = _blur(np.pad(A, pad)[pad - dy:pad - dy + H, pad - dx:pad - dx + W], 2.5)
-    keep = np.zeros((H, W))
+    S, keep = _shadow(A, offset, pad), np.zeros((H, W))
     keep[max(y0 - pad, 0):y1 + pad, max(x0 - pad, 0):x1 + pad] = 1
     if front is not None: A, S = A * (1 - front), S * (1 - front)
     out = bg * (1 - shadow * S * keep)[..., None] * (1 - A[..., None]) + O * A[..., None]

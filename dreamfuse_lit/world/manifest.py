@@ -8,7 +8,7 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/manifest.html.md"""
 __all__ = ['FIELDS', 'IMAGE_FIELDS', 'SCENES', 'COMPLEXITIES', 'ManifestError', 'check_row', 'image_path', 'check_row_images',
            'load_row_images', 'iter_manifest', 'read_manifest', 'write_manifest']
 
-# %% ../../nbs/12_manifest.ipynb #51793ad8
+# %% ../../nbs/12_manifest.ipynb #13c70947
 import json, math, numbers
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,11 +16,12 @@ import numpy as np
 from PIL import Image
 from ..core.files import atomic_write
 
-# %% ../../nbs/12_manifest.ipynb #4367fe41
+# %% ../../nbs/12_manifest.ipynb #8d566251
 FIELDS = ("id", "foreground", "foreground_mask", "background", "fused", "box", "prompt", "category", "scene", "complexity", "source")
 IMAGE_FIELDS = ("foreground", "foreground_mask", "background", "fused")
 SCENES, COMPLEXITIES = ("indoor", "outdoor"), ("simple", "complex")
 
+# %% ../../nbs/12_manifest.ipynb #9b287a2a
 class ManifestError(ValueError):
     "A bad manifest row: `str(e)` is `path:line: field: reason`, leaving out the parts that are not known."
     def __init__(self, reason:str, # what is wrong
@@ -36,7 +37,7 @@ class ManifestError(ValueError):
         "The same error, located at `line` of `path`."
         return ManifestError(self.reason, path, line, self.field)
 
-# %% ../../nbs/12_manifest.ipynb #b067d600
+# %% ../../nbs/12_manifest.ipynb #23c687c9
 def _is_number(v): return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 def check_row(row) -> dict:
@@ -55,7 +56,7 @@ def check_row(row) -> dict:
     if not (box[0] < box[2] and box[1] < box[3]): raise ManifestError(f"box {list(box)} is empty or inverted", field="box")
     return row
 
-# %% ../../nbs/12_manifest.ipynb #36250cfc
+# %% ../../nbs/12_manifest.ipynb #97c1f777
 def image_path(row:dict, # a manifest row
                field:str, # one of `IMAGE_FIELDS`
                manifest, # the manifest's path: relative image paths are resolved against its folder
@@ -65,6 +66,7 @@ def image_path(row:dict, # a manifest row
     p = Path(row[field])
     return p if p.is_absolute() else Path(manifest).parent / p
 
+# %% ../../nbs/12_manifest.ipynb #9db1dceb
 def _decoded(path, field):
     "The image at `path`, verified and fully decoded; a `ManifestError` naming `field` if it is missing or broken."
     if not path.is_file(): raise ManifestError(f"file {path} not found", field=field)
@@ -78,6 +80,7 @@ def _check_inside(box, size):
     (W, H), (x0, y0, x1, y1) = size, box
     if not (0 <= x0 and 0 <= y0 and x1 <= W and y1 <= H): raise ManifestError(f"box {list(box)} is not inside the {W}x{H} background", field="box")
 
+# %% ../../nbs/12_manifest.ipynb #eec5a0be
 def check_row_images(row:dict, # a row that passed `check_row`
                      manifest, # the manifest's path
                     ) -> dict: # field -> (width, height)
@@ -90,7 +93,7 @@ def check_row_images(row:dict, # a row that passed `check_row`
     _check_inside(row["box"], size["background"])
     return size
 
-# %% ../../nbs/12_manifest.ipynb #7ae50291
+# %% ../../nbs/12_manifest.ipynb #e3adaaec
 def load_row_images(row:dict, # a manifest row
                     manifest, # the manifest's path
                    ) -> dict: # {foreground, foreground_mask, background, fused}: uint8 arrays, RGB (H, W, 3) and mask (H, W)
@@ -99,7 +102,7 @@ def load_row_images(row:dict, # a manifest row
         with Image.open(image_path(row, f, manifest)) as im: return np.asarray(im.convert("L" if f == "foreground_mask" else "RGB"))
     return {f: load(f) for f in IMAGE_FIELDS}
 
-# %% ../../nbs/12_manifest.ipynb #5ca27cdb
+# %% ../../nbs/12_manifest.ipynb #36ac9322
 def iter_manifest(path, # a JSONL manifest
                   check_images:bool=False, # also open every image and check sizes and the box
                  ) -> Iterator[tuple]: # (line, row, None) for a valid row, (line, None, ManifestError) for a bad one
@@ -122,6 +125,7 @@ def iter_manifest(path, # a JSONL manifest
             first[row["id"]] = n
             yield n, row, None
 
+# %% ../../nbs/12_manifest.ipynb #ebaa374b
 def read_manifest(path, # a JSONL manifest
                   check_images:bool=False, # also open every image and check sizes and the box
                  ) -> list[dict]:
@@ -135,7 +139,7 @@ def read_manifest(path, # a JSONL manifest
         raise ManifestError(f"{e.reason} ({len(errors)} bad of {len(rows) + len(errors)} rows)", e.path, e.line, e.field)
     return rows
 
-# %% ../../nbs/12_manifest.ipynb #225aa90b
+# %% ../../nbs/12_manifest.ipynb #9f9c4a6f
 def _jsonable(v):
     "JSON for numpy scalars and arrays."
     if isinstance(v, (np.generic, np.ndarray)): return v.tolist()

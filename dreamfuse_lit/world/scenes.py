@@ -7,11 +7,11 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/scenes.html.md"""
 # %% auto #0
 __all__ = ['COLOURS', 'CATEGORIES', 'background', 'draw_person', 'foreground']
 
-# %% ../../nbs/10_scenes.ipynb #44337586
+# %% ../../nbs/10_scenes.ipynb #bf6bbc21
 import numpy as np
 from PIL import Image, ImageDraw
 
-# %% ../../nbs/10_scenes.ipynb #01e7242e
+# %% ../../nbs/10_scenes.ipynb #0ded257a
 def _rgb(colour):
     "`colour` as a tuple of ints in [0, 255], the form PIL draws with."
     return tuple(int(c) for c in np.clip(np.rint(colour), 0, 255))
@@ -28,13 +28,19 @@ def _vgrad(w, h, top, bottom):
 
 _LIGHTS = {"warm lamplight": (1., .9, .76), "daylight": (1., 1., 1.), "cool light": (.9, .96, 1.06), "golden sunset light": (1.06, .9, .72)}
 
-def _indoor(rng, w, h, clutter):
-    "A wall with a window over a tiled or planked floor; frames, shelves and plants if `clutter`. Returns (image, floor y, light x, caption, light)."
-    fy, wall = int(h * rng.uniform(.55, .7)), _jitter(rng, [(226, 214, 190), (196, 212, 222), (200, 214, 188), (232, 200, 180)][rng.integers(4)], 12)
+# %% ../../nbs/10_scenes.ipynb #75b3ded2
+def _wall(rng, w, h, fy):
+    "A `w`x`h` wall of a random pastel, darker toward the bottom, striped down to the floor line `fy` half the time."
+    wall = _jitter(rng, [(226, 214, 190), (196, 212, 222), (200, 214, 188), (232, 200, 180)][rng.integers(4)], 12)
     img = _vgrad(w, h, wall, np.array(wall) * .85)
-    d = ImageDraw.Draw(img)
     if rng.random() < .5:
+        d = ImageDraw.Draw(img)
         for x in range(0, w, 12): d.rectangle([x, 0, x + 5, fy], fill=_jitter(rng, np.array(wall) * .93, 3))
+    return img
+
+# %% ../../nbs/10_scenes.ipynb #f17df074
+def _floor(rng, d, w, h, fy):
+    "Tiles or planks on `d` below the floor line `fy`, and a skirting board along it; returns whether it is tiled."
     floor, tiles, step = _jitter(rng, [(170, 120, 80), (150, 150, 155), (190, 160, 120)][rng.integers(3)], 15), rng.random() < .5, int(rng.integers(14, 22))
     d.rectangle([0, fy, w, h], fill=floor)
     for i, y in enumerate(range(fy, h, step // 2 + 2) if tiles else range(fy, h, 6)):
@@ -44,13 +50,23 @@ def _indoor(rng, w, h, clutter):
             d.rectangle([0, y, w, y + 5], fill=_jitter(rng, floor, 12))
             for x in rng.integers(0, w, 2): d.line([int(x), y, int(x), y + 5], fill=_rgb(np.array(floor) * .6))
     d.rectangle([0, fy - 3, w, fy], fill=_jitter(rng, (245, 245, 240), 8))
+    return tiles
+
+# %% ../../nbs/10_scenes.ipynb #ef791d9f
+def _window(rng, img, d, w, fy):
+    "A framed window of sky on the wall above the floor line `fy`; returns its centre x, the light source."
     ww, wh = int(w * rng.uniform(.2, .3)), int(fy * rng.uniform(.35, .5))
     wx, wy = int(rng.integers(4, w - ww - 4)), int(fy * .12)
     d.rectangle([wx - 3, wy - 3, wx + ww + 3, wy + wh + 3], fill=(250, 250, 246))
     img.paste(_vgrad(ww, wh, (120, 170, 230), (205, 225, 245)), (wx, wy))
     d.line([wx + ww // 2, wy, wx + ww // 2, wy + wh], fill=(250, 250, 246), width=2)
     d.line([wx, wy + wh // 2, wx + ww, wy + wh // 2], fill=(250, 250, 246), width=2)
-    for _ in range(int(rng.integers(4, 8)) if clutter else 0):
+    return wx + ww / 2
+
+# %% ../../nbs/10_scenes.ipynb #c819147b
+def _room_clutter(rng, d, w, h, fy):
+    "Four to seven picture frames, shelves of books and potted plants on `d`."
+    for _ in range(int(rng.integers(4, 8))):
         x, kind = int(rng.integers(0, w - 24)), rng.integers(3)
         if kind == 0:  # a picture frame
             y = int(rng.integers(4, max(fy - 30, 5)))
@@ -63,24 +79,30 @@ def _indoor(rng, w, h, clutter):
             y = int(rng.integers(fy - 10, h - 20))
             d.polygon([(x + 4, y + 10), (x + 16, y + 10), (x + 14, y + 20), (x + 6, y + 20)], fill=(170, 90, 60))
             for k in range(5): d.ellipse([x + 3 * k - 2, y - 8 + (k % 2) * 4, x + 3 * k + 6, y + 10], fill=_jitter(rng, (60, 130, 60), 20))
-    caption = f"{'a cluttered' if clutter else 'a plain'} room with a {'tiled' if tiles else 'wooden'} floor and a window"
-    return img, fy, wx + ww / 2, caption, list(_LIGHTS)[rng.integers(3)]
 
-# %% ../../nbs/10_scenes.ipynb #22b6f221
-def _tree(d, rng, x, y, s):
-    "A tree `s` pixels tall with its trunk's foot at (x, y)."
-    d.rectangle([x - s // 12, y - s // 2, x + s // 12, y], fill=_jitter(rng, (100, 70, 45), 10))
-    for k in range(3):
-        r, cx, cy = s // 4 - k * s // 20, x + (k - 1) * s // 8, y - s // 2 - k * s // 6
-        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=_jitter(rng, (50, 120, 55), 20))
-
-def _outdoor(rng, w, h, clutter):
-    "Sky, sun, hills and a meadow with trees; a house, a fence, clouds and flowers if `clutter`. Returns (image, ground y, light x, caption, light)."
-    gy, dusk = int(h * rng.uniform(.42, .55)), rng.random() < .35
-    img = _vgrad(w, h, *(((90, 110, 170), (245, 180, 120)) if dusk else ((70, 130, 215), (190, 220, 245))))
+# %% ../../nbs/10_scenes.ipynb #57ee4e86
+def _indoor(rng, w, h, clutter):
+    "A wall with a window over a tiled or planked floor; frames, shelves and plants if `clutter`. Returns (image, floor y, light x, caption, light)."
+    fy = int(h * rng.uniform(.55, .7))
+    img = _wall(rng, w, h, fy)
     d = ImageDraw.Draw(img)
+    tiles = _floor(rng, d, w, h, fy)
+    lx = _window(rng, img, d, w, fy)
+    if clutter: _room_clutter(rng, d, w, h, fy)
+    caption = f"{'a cluttered' if clutter else 'a plain'} room with a {'tiled' if tiles else 'wooden'} floor and a window"
+    return img, fy, lx, caption, list(_LIGHTS)[rng.integers(3)]
+
+# %% ../../nbs/10_scenes.ipynb #3f3bc0be
+def _sky(rng, w, h, gy):
+    "A daylight or (a third of the time) dusk sky with the sun above the ground line `gy`: (image, sun x, dusk)."
+    dusk = rng.random() < .35
+    img = _vgrad(w, h, *(((90, 110, 170), (245, 180, 120)) if dusk else ((70, 130, 215), (190, 220, 245))))
     sx, sy, sr = int(rng.integers(10, w - 10)), int(gy * rng.uniform(.15, .5)), int(rng.integers(6, 10))
-    d.ellipse([sx - sr, sy - sr, sx + sr, sy + sr], fill=(255, 220, 150) if dusk else (255, 250, 215))
+    ImageDraw.Draw(img).ellipse([sx - sr, sy - sr, sx + sr, sy + sr], fill=(255, 220, 150) if dusk else (255, 250, 215))
+    return img, sx, dusk
+
+def _meadow(rng, d, w, h, gy):
+    "Two layers of sine-wave hills behind the ground line `gy`, and grass with blades in front of it."
     for layer, col in enumerate([(110, 150, 140), (80, 140, 80)]):
         amp, phase, freq = rng.uniform(4, 12), rng.uniform(0, 6.3), rng.uniform(1.5, 3.5)
         ys = gy - 6 + layer * 5 - amp * (1 + np.sin(np.linspace(0, freq * np.pi, w) + phase))
@@ -90,26 +112,45 @@ def _outdoor(rng, w, h, clutter):
     for _ in range(w * (h - gy) // 40):
         x, y = int(rng.integers(0, w)), int(rng.integers(gy + 6, h))
         d.line([x, y, x + int(rng.integers(-2, 3)), y - int(rng.integers(2, 5))], fill=_jitter(rng, np.array(grass) * .8, 20))
+
+def _tree(d, rng, x, y, s):
+    "A tree `s` pixels tall with its trunk's foot at (x, y)."
+    d.rectangle([x - s // 12, y - s // 2, x + s // 12, y], fill=_jitter(rng, (100, 70, 45), 10))
+    for k in range(3):
+        r, cx, cy = s // 4 - k * s // 20, x + (k - 1) * s // 8, y - s // 2 - k * s // 6
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=_jitter(rng, (50, 120, 55), 20))
+
+# %% ../../nbs/10_scenes.ipynb #ca59471c
+def _village(rng, d, w, h, gy):
+    "A house, a fence, flowers and pebbles, and three clouds on `d`, around the ground line `gy`."
+    x, y = int(rng.integers(0, w - 30)), gy + 6
+    d.rectangle([x, y - 18, x + 26, y], fill=_jitter(rng, (200, 170, 140), 30))
+    d.polygon([(x - 3, y - 18), (x + 13, y - 30), (x + 29, y - 18)], fill=(150, 60, 50))
+    d.rectangle([x + 10, y - 10, x + 16, y], fill=(90, 60, 40))
+    y = int(rng.integers(gy + 14, h - 4))
+    d.line([0, y - 6, w, y - 6], fill=(240, 235, 225), width=2)
+    for x in range(2, w, 9): d.rectangle([x, y - 10, x + 2, y], fill=(240, 235, 225))
+    for _ in range(w * (h - gy) // 120):  # flowers and pebbles
+        x, y = int(rng.integers(0, w)), int(rng.integers(gy + 8, h))
+        d.ellipse([x - 1, y - 1, x + 2, y + 2], fill=_jitter(rng, (200, 180, 170), 55))
+    for _ in range(3):
+        cx, cy = int(rng.integers(0, w)), int(rng.integers(4, max(gy // 2, 5)))
+        for k in range(3): d.ellipse([cx + 6 * k - 8, cy - 5 + (k % 2) * 2, cx + 6 * k + 8, cy + 5], fill=(245, 245, 248))
+
+# %% ../../nbs/10_scenes.ipynb #bb52ccc0
+def _outdoor(rng, w, h, clutter):
+    "Sky, sun, hills and a meadow with trees; a house, a fence, clouds and flowers if `clutter`. Returns (image, ground y, light x, caption, light)."
+    gy = int(h * rng.uniform(.42, .55))
+    img, sx, dusk = _sky(rng, w, h, gy)
+    d = ImageDraw.Draw(img)
+    _meadow(rng, d, w, h, gy)
     for _ in range(int(rng.integers(4, 8)) if clutter else int(rng.integers(1, 3))):
         _tree(d, rng, int(rng.integers(0, w)), int(rng.integers(gy + 2, gy + 12)), int(rng.integers(24, 44)))
-    if clutter:
-        x, y = int(rng.integers(0, w - 30)), gy + 6
-        d.rectangle([x, y - 18, x + 26, y], fill=_jitter(rng, (200, 170, 140), 30))
-        d.polygon([(x - 3, y - 18), (x + 13, y - 30), (x + 29, y - 18)], fill=(150, 60, 50))
-        d.rectangle([x + 10, y - 10, x + 16, y], fill=(90, 60, 40))
-        y = int(rng.integers(gy + 14, h - 4))
-        d.line([0, y - 6, w, y - 6], fill=(240, 235, 225), width=2)
-        for x in range(2, w, 9): d.rectangle([x, y - 10, x + 2, y], fill=(240, 235, 225))
-        for _ in range(w * (h - gy) // 120):  # flowers and pebbles
-            x, y = int(rng.integers(0, w)), int(rng.integers(gy + 8, h))
-            d.ellipse([x - 1, y - 1, x + 2, y + 2], fill=_jitter(rng, (200, 180, 170), 55))
-        for _ in range(3):
-            cx, cy = int(rng.integers(0, w)), int(rng.integers(4, max(gy // 2, 5)))
-            for k in range(3): d.ellipse([cx + 6 * k - 8, cy - 5 + (k % 2) * 2, cx + 6 * k + 8, cy + 5], fill=(245, 245, 248))
+    if clutter: _village(rng, d, w, h, gy)
     caption = f"{'a busy' if clutter else 'a quiet'} meadow with hills{', trees, a house and a fence' if clutter else ''}"
     return img, gy + 6, sx, caption, "golden sunset light" if dusk else "daylight"
 
-# %% ../../nbs/10_scenes.ipynb #a8d8aa6a
+# %% ../../nbs/10_scenes.ipynb #5f4df1b2
 def background(rng, w, h, scene="indoor", complexity="simple"):
     "A procedural `w`x`h` `scene` (indoor/outdoor) of `complexity` (simple/complex): (image, floor y, light x, caption)."
     if scene not in ("indoor", "outdoor") or complexity not in ("simple", "complex"):
@@ -118,7 +159,7 @@ def background(rng, w, h, scene="indoor", complexity="simple"):
     img = np.clip(np.rint(np.asarray(img, float) * _LIGHTS[light]), 0, 255).astype(np.uint8)
     return img, fy, lx, f"{caption}, in {light}"
 
-# %% ../../nbs/10_scenes.ipynb #2566a8ce
+# %% ../../nbs/10_scenes.ipynb #f714278b
 COLOURS = {"red": (200, 45, 40), "orange": (230, 130, 30), "yellow": (235, 195, 50), "green": (60, 150, 70),
             "blue": (45, 90, 190), "purple": (125, 60, 160), "teal": (30, 140, 140), "pink": (225, 110, 160)}
 _FURS = {"ginger": (215, 125, 50), "grey": (135, 135, 140), "brown": (120, 80, 50), "black": (45, 45, 50), "cream": (235, 220, 190)}
@@ -129,6 +170,7 @@ def _both(d, m, shape, xy, fill=None, **kw):
     getattr(d, shape)(xy, fill=fill, **kw)
     if m is not None: getattr(m, shape)(xy, fill=None if fill is None else 255, **{**kw, **({"outline": 255} if "outline" in kw else {})})
 
+# %% ../../nbs/10_scenes.ipynb #35e88857
 def draw_person(d, m, x, y, s, shirt, reach=0):
     "A capsule figure `s` pixels tall, head top at (x, y); `reach` = ±1 holds that hand out. Returns the (held out) hand's bbox."
     r, arm = s * .1, max(int(s * .07), 2)
@@ -144,7 +186,7 @@ def draw_person(d, m, x, y, s, shirt, reach=0):
     hx, hy = hands[reach or 1]
     return [int(v) for v in (hx - s * .05, hy - s * .05, hx + s * .05, hy + s * .05)]
 
-# %% ../../nbs/10_scenes.ipynb #fad24fb6
+# %% ../../nbs/10_scenes.ipynb #3b3b6c64
 def _thing(d, m, w, h, col, rng):
     "A mug, gift box, bottle or vase in colour `col`; returns its noun."
     kind, dark = str(rng.choice(["mug", "gift box", "bottle", "vase"])), _rgb(np.array(col) * .6)
@@ -166,6 +208,7 @@ def _thing(d, m, w, h, col, rng):
         for k in range(3): d.arc([w * .22, h * (.4 + .12 * k), w * .78, h * (.6 + .12 * k)], 20, 160, fill=_WHITE, width=2)
     return kind
 
+# %% ../../nbs/10_scenes.ipynb #bbc6cadb
 def _pet(d, m, w, h, col, rng):
     "A cat or a dog of fur colour `col`, facing right; returns its noun."
     cat, dark = rng.random() < .5, _rgb(np.array(col) * .7)
@@ -183,6 +226,7 @@ def _pet(d, m, w, h, col, rng):
         _both(d, m, "ellipse", [hx + ex * r - 2, hy + ey * r - 2, hx + ex * r + 2, hy + ey * r + 2], c)
     return "cat" if cat else "dog"
 
+# %% ../../nbs/10_scenes.ipynb #d5e0edfa
 def _logo(d, m, w, h, col, rng):
     "A round, square or shield emblem in `col` with a white star, ring or triangle; returns its noun."
     shape, sign, (cx, cy, r) = rng.integers(3), rng.integers(3), (w * .5, h * .45, w * .27)
@@ -209,7 +253,7 @@ def _hat(d, m, w, h, col, rng):
     d.ellipse([w * .42, h * .1, w * .48, h * .2], fill=_WHITE)
     return "cap"
 
-# %% ../../nbs/10_scenes.ipynb #60090e5b
+# %% ../../nbs/10_scenes.ipynb #f911c4f8
 CATEGORIES = ("Object", "Animal/Pet", "Human", "Logo", "Style Transfer", "handheld pets", "handheld objects", "wearable")
 _DRAWERS = {"Object": _thing, "Animal/Pet": _pet, "Human": draw_person, "Logo": _logo, "Style Transfer": _thing,
             "handheld pets": _pet, "handheld objects": _thing, "wearable": _hat}

@@ -7,16 +7,16 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/triplets.html.md"""
 # %% auto #0
 __all__ = ['make_triplet', 'make_demo_triplets', 'load_triplets', 'count_table']
 
-# %% ../../nbs/13_triplets.ipynb #a387c8ee
+# %% ../../nbs/13_triplets.ipynb #b62d3ab0
 import json, os, shutil, tempfile
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
-from .scenes import CATEGORIES, background, foreground, draw_person, COLOURS
 from ..core.files import data_path
+from .scenes import CATEGORIES, COLOURS, background, draw_person, foreground
 from .compositing import fuse
 
-# %% ../../nbs/13_triplets.ipynb #32a1d0d6
+# %% ../../nbs/13_triplets.ipynb #4872677a
 _SIZES = [(128, 128), (160, 128), (128, 160), (192, 128), (128, 176), (176, 144)]
 _FUSE = {"Logo": dict(shadow=0., texture=.5), "Style Transfer": dict(cast=.6, style=6), "handheld pets": dict(shadow=.3), "handheld objects": dict(shadow=.3)}
 
@@ -26,6 +26,7 @@ def _fit_box(x, bottom, bw, bh, W, H):
     x0, y0 = int(np.clip(round(x - bw / 2), 0, W - bw)), int(np.clip(round(bottom - bh), 0, H - bh))
     return [x0, y0, x0 + bw, y0 + bh]
 
+# %% ../../nbs/13_triplets.ipynb #72e78482
 def _on_person(rng, d, category, W, H, fy, aspect, what, where):
     "Draw a person on `d` holding out a hand (or wearing the object). Returns (box, front, prompt, background caption)."
     s, px = int(H * rng.uniform(.6, .72)), int(rng.integers(W // 3, 2 * W // 3 + 1))
@@ -39,6 +40,7 @@ def _on_person(rng, d, category, W, H, fy, aspect, what, where):
     box = _fit_box((hand[0] + hand[2]) / 2, hand[3], bh * aspect, bh, W, H)
     return box, np.asarray(front, float) / 255, f"a person holding {what} in {where}", f"a person standing in {where}"
 
+# %% ../../nbs/13_triplets.ipynb #2ed7bdbd
 def _on_wall(rng, d, W, H, fy, lx, aspect, what, where, indoor):
     "A logo's box on the wall, or on a signboard drawn on `d` outdoors. Returns (box, front, prompt, background caption)."
     bh = min(H, W) * rng.uniform(.22, .3); bw = bh * aspect
@@ -51,7 +53,7 @@ def _on_wall(rng, d, W, H, fy, lx, aspect, what, where, indoor):
     d.rectangle([x0 - 6, y0 - 6, x1 + 6, y1 + 6], fill=(235, 230, 215), outline=(110, 80, 50), width=2)
     return box, None, f"{what} printed on a signboard in {where}", f"a signboard in {where}"
 
-# %% ../../nbs/13_triplets.ipynb #1ad49028
+# %% ../../nbs/13_triplets.ipynb #a2dc7fb7
 def make_triplet(rng, category, scene="indoor", complexity="simple") -> dict:
     "One synthetic triplet: foreground, mask, background and fused uint8 arrays, the placement box and captions."
     W, H = _SIZES[rng.integers(len(_SIZES))]
@@ -74,7 +76,7 @@ def make_triplet(rng, category, scene="indoor", complexity="simple") -> dict:
     return dict(foreground=fg, foreground_mask=mask, background=bg, fused=fused, box=box, prompt=prompt,
                 foreground_prompt=what, background_prompt=where, category=category, scene=scene, complexity=complexity)
 
-# %% ../../nbs/13_triplets.ipynb #ffb64001
+# %% ../../nbs/13_triplets.ipynb #63a467ce
 _IMAGES = ("foreground", "foreground_mask", "background", "fused")
 
 def make_demo_triplets(out_dir, n=36, seed=0) -> Path:
@@ -101,6 +103,7 @@ def make_demo_triplets(out_dir, n=36, seed=0) -> Path:
         shutil.rmtree(tmp, ignore_errors=True); raise
     return out / "manifest.jsonl"
 
+# %% ../../nbs/13_triplets.ipynb #8d73237c
 def _read(path):
     "The image at `path` as a uint8 array."
     with Image.open(path) as im: return np.asarray(im)
@@ -111,7 +114,7 @@ def load_triplets(manifest=None) -> list[dict]:
     rows = [json.loads(l) for l in manifest.read_text().splitlines() if l.strip()]
     return [{**r, **{k: _read(manifest.parent / r[k]) for k in _IMAGES}} for r in rows]
 
-# %% ../../nbs/13_triplets.ipynb #4c15cd40
+# %% ../../nbs/13_triplets.ipynb #85598fc2
 def count_table(rows) -> dict:
     "Triplets per category, in Table 1's columns: indoor simple, indoor complex, outdoor simple, outdoor complex, total."
     cols = [(s, c) for s in ("indoor", "outdoor") for c in ("simple", "complex")]

@@ -1,0 +1,65 @@
+"The course reads in order and stays light: what `nbs/` promises a reader, checked on the committed notebooks."
+import json, re
+from pathlib import Path
+import pytest
+
+NBS = Path(__file__).resolve().parents[1] / "nbs"
+RUN_NOTEBOOKS = {"train_dreamfuse", "train_ldpo", "train_comfusion", "eval_dreamfuse", "eval_comfusion"}
+IMPORT = re.compile(r"^\s*(?:from\s+(dreamfuse_lit(?:\.\w+)*)\s+import|import\s+(dreamfuse_lit(?:\.\w+)*))", re.M)
+
+def notebooks(): return sorted(NBS.glob("*.ipynb"))
+def cells(p): return json.loads(p.read_text())["cells"]
+def source(c): return "".join(c["source"])
+
+def lessons() -> dict:
+    "Lesson file -> the module it exports, in reading (file-name) order."
+    out = {}
+    for p in notebooks():
+        for c in cells(p):
+            if m := re.match(r"#\|\s*default_exp\s+(\S+)", source(c)): out[p] = "dreamfuse_lit." + m[1]
+    return out
+
+def imports(p, exported_only:bool) -> set:
+    "The dreamfuse_lit modules that notebook `p` imports, in its exported cells or in all its code cells."
+    found = set()
+    for c in cells(p):
+        s = source(c)
+        if c["cell_type"] != "code" or (exported_only and not re.match(r"#\|\s*export", s)): continue
+        found |= {a or b for a, b in IMPORT.findall(s)}
+    return found
+
+def order_problems(exported_only:bool) -> list:
+    "Imports that point to a module taught in a later notebook (or in no notebook)."
+    taught = lessons(); where = {m: p for p, m in taught.items()}; rank = {p: i for i, p in enumerate(taught)}
+    problems = []
+    for p in taught:
+        for mod in sorted(imports(p, exported_only)):
+            if mod == "dreamfuse_lit": problems.append(f"{p.name} imports the top-level package; import from the module that teaches the name")
+            elif mod not in where: problems.append(f"{p.name} imports {mod}, which no notebook exports")
+            elif rank[where[mod]] > rank[p]: problems.append(f"{p.name} imports {mod}, taught later in {where[mod].name}")
+    return problems
+
+def test_exported_imports_point_back(): assert order_problems(exported_only=True) == []
+
+def test_lessons_use_only_what_came_before(): assert order_problems(exported_only=False) == []
+
+def test_lessons_are_short():
+    long = {p.name: len(cells(p)) for p in lessons() if len(cells(p)) > 45}
+    assert long == {}, f"lessons over 45 cells: {long}"
+
+def test_notebooks_are_light():
+    sizes = {p.name: p.stat().st_size for p in notebooks()}
+    assert sum(sizes.values()) <= 2.5 * 2**20, f"nbs/ holds {sum(sizes.values()) / 2**20:.2f} MB of notebooks"
+    assert {n: s // 1024 for n, s in sizes.items() if s > 300 * 1024} == {}
+
+def test_no_widget_state():
+    "Widget state (progress bars, sliders) is a snapshot of a dead kernel: it only makes the file heavy."
+    stored = [p.name for p in notebooks() if "widgets" in json.loads(p.read_text()).get("metadata", {})
+              or any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for c in cells(p) for o in c.get("outputs", []))]
+    assert stored == []
+
+@pytest.mark.parametrize("name", sorted(RUN_NOTEBOOKS))
+def test_run_notebooks_keep_their_paths(name):
+    p = NBS / f"{name}.ipynb"
+    assert p.exists(), f"{p} is what `papermill` users run"
+    assert sum("parameters" in c.get("metadata", {}).get("tags", []) for c in cells(p)) == 1
