@@ -1,7 +1,6 @@
 "What the zoo lesson promises but can't show well: builders racing for one directory, and a build that fails."
 import os, threading, time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 import pytest
 from transformers import ViTConfig, ViTModel
 from dreamfuse_lit.core.zoo import CACHE_ENV, build_once, tiny_dir

@@ -1,9 +1,7 @@
 "ComFusion in two processes: priors drawn once and shared, the fusion stream under DDP, and a resumed run that ends where an uninterrupted one does."
 import json
-from pathlib import Path
 from dreamfuse_lit.comfusion.losses import PRIOR_SCENES
-from dreamfuse_lit.core.training import TrainConfig, launch
-from dreamfuse_lit.core.training import save_config
+from dreamfuse_lit.core.training import TrainConfig, save_config, launch
 
 TASK = dict(scenes=PRIOR_SCENES[:2], num_priors=4, prior_steps=1, sample_steps=1, sample_scenes=["in the snow"])
 

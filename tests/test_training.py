@@ -3,8 +3,7 @@ import json, os, signal, subprocess, time
 from pathlib import Path
 import pytest
 from safetensors.torch import load_file
-from dreamfuse_lit.core.training import TrainConfig, launch, launch_command
-from dreamfuse_lit.core.training import save_config
+from dreamfuse_lit.core.training import TrainConfig, save_config, launch, launch_command
 
 TASK = dict(scales=(64,), max_sequence_length=16, sample_steps=1, sample_count=1)
 

@@ -8,7 +8,7 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/images.html.md"""
 __all__ = ['pil_images', 'as_pixels', 'image_grid', 'palette_png', 'light_figures', 'setup_notebook']
 
 # %% ../../nbs/01_images.ipynb #c201f261
-import io
+import importlib, io
 from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
@@ -88,7 +88,7 @@ def light_figures(colours:int=256):
     from IPython import get_ipython
     from matplotlib.figure import Figure
     if (ip := get_ipython()) is None: return
-    try: import matplotlib_inline.backend_inline  # sets its own formats when first imported: let it, then replace them
+    try: importlib.import_module("matplotlib_inline.backend_inline")  # sets its formats when first imported: let it, then replace them
     except ImportError: pass
     ip.display_formatter.formatters["image/png"].for_type(Figure, lambda fig: palette_png(fig, colours))
 
