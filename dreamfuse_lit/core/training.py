@@ -275,6 +275,16 @@ def _check_resume(path, cfg:TrainConfig):
         raise ValueError(f"cannot resume from {path}: the config changed in {diff} "
                          f"(was {[old.get(k) for k in diff]}); use a new output_dir")
 
+def _resume_point(cfg:TrainConfig, accelerator:Accelerator, log) -> Path|None:
+    "The checkpoint this run continues from, checked against `cfg`; None for a fresh start."
+    out, resume = Path(cfg.output_dir), None
+    if cfg.resume == "latest": resume = find_checkpoint(out, accelerator.num_processes, log)
+    elif cfg.resume: resume = Path(cfg.resume)
+    elif (out / "checkpoints").exists() and any((out / "checkpoints").glob(f"{CKPT_PREFIX}*")):
+        raise FileExistsError(f"{out} already holds checkpoints and resume=None: pass resume='latest' or a new output_dir")
+    if resume is not None: _check_resume(resume, cfg)
+    return resume
+
 def _batches(sampler, epoch:int) -> list:
     if hasattr(sampler, "set_epoch"): sampler.set_epoch(epoch)
     return list(sampler)
@@ -292,6 +302,39 @@ def _to_device(batch, device):
     if isinstance(batch, (list, tuple)): return type(batch)(_to_device(v, device) for v in batch)
     return batch
 
+# %% ../../nbs/04_training.ipynb #b473f738
+def _optimizer_step(accelerator:Accelerator, module, optimizer, batches, cfg:TrainConfig, step:int, last_good) -> dict:
+    "One optimizer step over `cfg.grad_accum` micro-batches; returns what the module reported, averaged over micro-batches and ranks."
+    logs = {}
+    for micro in range(cfg.grad_accum):
+        batch = _to_device(next(batches), accelerator.device)
+        with accelerator.accumulate(module), accelerator.autocast():
+            res = module(batch, step_generator(cfg.seed, step, micro, accelerator.process_index))
+            loss = res["loss"]
+            finite = accelerator.reduce(torch.isfinite(loss.detach()).float().reshape(1), "sum").item()
+            if finite < accelerator.num_processes:
+                raise FloatingPointError(f"non-finite loss {loss.item()} at step {step} (micro-batch {micro}) on some rank; "
+                                         f"stopped without saving. Last good checkpoint: {last_good or 'none'}")
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                logs["grad_norm"] = float(accelerator.clip_grad_norm_(module.parameters(), cfg.max_grad_norm))
+            optimizer.step(); optimizer.zero_grad(set_to_none=True)
+        for k, v in res.items(): logs[k] = logs.get(k, 0.) + float(v.detach() if torch.is_tensor(v) else v) / cfg.grad_accum
+    return {k: accelerator.reduce(torch.tensor(v, device=accelerator.device), "mean").item() for k, v in logs.items()}
+
+def _export_final(accelerator:Accelerator, task, module, out:Path, step:int) -> Path:
+    "Check that every rank holds the same weights, then let the task export them to `out/final`, atomically."
+    digests = gather_object([weights_digest(accelerator.unwrap_model(module))])
+    final = out / "final"
+    if accelerator.is_main_process:
+        if len(set(digests)) > 1: raise RuntimeError(f"the ranks ended with different weights: {digests}")
+        tmp = out / ".tmp-final"; shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+        task.export(accelerator.unwrap_model(module), tmp)
+        atomic_write(tmp / "ranks.json", json.dumps({"step": step, "weights_sha256": digests}, indent=1))
+        shutil.rmtree(final, ignore_errors=True); os.replace(tmp, final)
+    accelerator.wait_for_everyone()
+    return final
+
 # %% ../../nbs/04_training.ipynb #01fb7d95
 def train(cfg:TrainConfig, task:Task|None=None) -> Path:
     "Run (or resume) the training described by `cfg`; returns the directory of the exported weights."
@@ -299,14 +342,9 @@ def train(cfg:TrainConfig, task:Task|None=None) -> Path:
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
                               cpu=not torch.cuda.is_available(), log_with=None if cfg.report_to == "none" else cfg.report_to,
                               project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")))
-    rank, log = accelerator.process_index, (print if accelerator.is_main_process else (lambda *a, **k: None))
+    log = print if accelerator.is_main_process else (lambda *a, **k: None)
     task = task or get_task(cfg)
-    resume = None
-    if cfg.resume == "latest": resume = find_checkpoint(out, accelerator.num_processes, log)
-    elif cfg.resume: resume = Path(cfg.resume)
-    elif (out / "checkpoints").exists() and any((out / "checkpoints").glob(f"{CKPT_PREFIX}*")):
-        raise FileExistsError(f"{out} already holds checkpoints and resume=None: pass resume='latest' or a new output_dir")
-    if resume is not None: _check_resume(resume, cfg)
+    resume = _resume_point(cfg, accelerator, log)
     if accelerator.is_main_process: save_config(cfg, out / "config.yaml")
     torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
     module = task.build(cfg, accelerator)
@@ -325,22 +363,7 @@ def train(cfg:TrainConfig, task:Task|None=None) -> Path:
     bar = tqdm(total=cfg.steps, initial=step, disable=not accelerator.is_main_process, desc=f"{cfg.method}")
     module.train()
     while step < cfg.steps:
-        logs = {}
-        for micro in range(cfg.grad_accum):
-            batch = _to_device(next(batches), accelerator.device)
-            with accelerator.accumulate(module), accelerator.autocast():
-                res = module(batch, step_generator(cfg.seed, step, micro, rank))
-                loss = res["loss"]
-                finite = accelerator.reduce(torch.isfinite(loss.detach()).float().reshape(1), "sum").item()
-                if finite < accelerator.num_processes:
-                    raise FloatingPointError(f"non-finite loss {loss.item()} at step {step} (micro-batch {micro}) on some rank; "
-                                             f"stopped without saving. Last good checkpoint: {last_good or 'none'}")
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    logs["grad_norm"] = float(accelerator.clip_grad_norm_(module.parameters(), cfg.max_grad_norm))
-                optimizer.step(); optimizer.zero_grad(set_to_none=True)
-            for k, v in res.items(): logs[k] = logs.get(k, 0.) + float(v.detach() if torch.is_tensor(v) else v) / cfg.grad_accum
-        logs = {k: accelerator.reduce(torch.tensor(v, device=accelerator.device), "mean").item() for k, v in logs.items()}
+        logs = _optimizer_step(accelerator, module, optimizer, batches, cfg, step, last_good)
         logs["lr"] = scheduler.get_last_lr()[0]
         scheduler.step(); step += 1; bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
@@ -352,15 +375,7 @@ def train(cfg:TrainConfig, task:Task|None=None) -> Path:
             last_good = save_checkpoint(accelerator, module, optimizer, scheduler, step, cfg)
         if cfg.validate_every and step % cfg.validate_every == 0 and step != cfg.steps: _validate(accelerator, task, module, cfg, step)
     bar.close()
-    digests = gather_object([weights_digest(accelerator.unwrap_model(module))])
-    final = out / "final"
-    if accelerator.is_main_process:
-        if len(set(digests)) > 1: raise RuntimeError(f"the ranks ended with different weights: {digests}")
-        tmp = out / ".tmp-final"; shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-        task.export(accelerator.unwrap_model(module), tmp)
-        atomic_write(tmp / "ranks.json", json.dumps({"step": step, "weights_sha256": digests}, indent=1))
-        shutil.rmtree(final, ignore_errors=True); os.replace(tmp, final)
-    accelerator.wait_for_everyone()
+    final = _export_final(accelerator, task, module, out, step)
     _validate(accelerator, task, module, cfg, step)  # after the export: a failing sampler can't cost the trained weights
     accelerator.end_training()
     return final
