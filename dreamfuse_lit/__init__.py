@@ -7,6 +7,8 @@ _TOP = {"DreamFusePipeline": "dreamfuse.pipeline", "load_comfusion_pipeline": "c
         "clip_t": "core.metrics", "clip_i": "core.metrics", "dino_score": "core.metrics", "vr_score": "core.metrics"}
 __all__ = list(_TOP)
 
+def __dir__(): return sorted(list(globals()) + __all__)
+
 def __getattr__(name):
     if name not in _TOP: raise AttributeError(f"module 'dreamfuse_lit' has no attribute {name!r}")
     from importlib import import_module

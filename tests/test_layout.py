@@ -1,9 +1,10 @@
 "The course reads in order and stays light: what `nbs/` promises a reader, checked on the committed notebooks."
-import json, re
+import json, re, subprocess, tomllib
 from pathlib import Path
 import pytest
 
-NBS = Path(__file__).resolve().parents[1] / "nbs"
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / "nbs"
 RUN_NOTEBOOKS = {"train_dreamfuse", "train_ldpo", "train_comfusion", "eval_dreamfuse", "eval_comfusion"}
 IMPORT = re.compile(r"^\s*(?:from\s+(dreamfuse_lit(?:\.\w+)*)\s+import|import\s+(dreamfuse_lit(?:\.\w+)*))", re.M)
 
@@ -63,3 +64,28 @@ def test_run_notebooks_keep_their_paths(name):
     p = NBS / f"{name}.ipynb"
     assert p.exists(), f"{p} is what `papermill` users run"
     assert sum("parameters" in c.get("metadata", {}).get("tags", []) for c in cells(p)) == 1
+
+def test_links_point_to_lessons():
+    "Links between lessons name notebooks that exist (a reader opens them in Jupyter or on GitHub, not as site pages)."
+    names = {p.name for p in notebooks()}
+    bad = [f"{p.name}: {m[1]}" for p in notebooks() for c in cells(p) if c["cell_type"] == "markdown"
+           for m in re.finditer(r"\]\(([^)#\s]+\.(?:ipynb|html))", source(c))
+           if not m[1].startswith("http") and (m[1].endswith(".html") or m[1] not in names)]
+    assert bad == []
+
+def test_every_module_has_its_lesson():
+    "The package is what the notebooks export: no module without a notebook, no generated code outside the package."
+    taught = {m for m in lessons().values()}
+    pkg = ROOT / "dreamfuse_lit"
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts) for p in pkg.rglob("*.py")
+               if p.name not in ("__init__.py", "_modidx.py") and "assets" not in p.parts}
+    assert modules == taught, f"without a notebook: {sorted(modules - taught)}; not exported: {sorted(taught - modules)}"
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    stray = [f for f in tracked if f.split("/")[0] not in ("dreamfuse_lit", "tests", "bench", "tools", "data")]
+    assert stray == []
+
+def test_wheel_packages_are_the_subpackages():
+    "pyproject lists every subpackage, so `pip install .` ships all of them."
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "dreamfuse_lit").rglob("__init__.py")}
+    assert found <= listed, f"not in pyproject's packages: {sorted(found - listed)}"

@@ -6,7 +6,7 @@ Each notebook runs top to bottom in its own folder (as `nbdev-test` runs it), ce
 are skipped, and what would make the file heavy without telling a reader anything is dropped: widget state (tqdm's
 notebook bars, an explorer's sliders) and the widget views that point at it. Run `nbdev-clean` afterwards.
 """
-import re, sys, time
+import os, re, sys, time
 from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
@@ -21,6 +21,9 @@ def drop_widgets(nb):
         if c.cell_type != "code": continue
         c.outputs = [o for o in c.get("outputs", []) if WIDGET not in o.get("data", {})]
     return nb
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as `make test` runs them: no hub, and the same hash seeds
+os.environ.setdefault("PYTHONHASHSEED", "0")
 
 def run(path, timeout=600):
     path = Path(path); nb = nbformat.read(path, as_version=4)

@@ -64,7 +64,7 @@ def drop_prompt_embeds(prompt_embeds:torch.Tensor, # (B, L, D) caption embedding
                        p:float=0.99, # probability of using the empty prompt (released DreamFuse code: 0.99)
                        generator:torch.Generator|None=None, # for reproducible draws
                       ) -> tuple: # (embeds, pooled) with each sample's caption replaced by "" with probability `p`
-    "Algorithm 1, line 9, on cached embeddings"
+    "`drop_prompts` on cached embeddings: each sample's caption is swapped for the empty prompt with probability `p`"
     if not 0 <= p <= 1: raise ValueError(f"p={p!r} must be in [0, 1]")
     empty, empty_pooled = empty_prompt
     if empty.shape[1:] != prompt_embeds.shape[1:] or empty_pooled.shape[1:] != pooled_prompt_embeds.shape[1:]:

@@ -1,5 +1,5 @@
-"What the zoo lesson promises but can't show well: builders racing for one directory, and a build that fails."
-import os, threading, time
+"What the zoo lesson promises but can't show well: builders (threads, processes) racing for one directory, and a build that fails."
+import os, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 import pytest
 from transformers import ViTConfig, ViTModel
@@ -37,3 +37,22 @@ def test_threads_share_one_tiny_build(tmp_path, monkeypatch):
     assert len(set(got)) == 1 and got[0].parent == tmp_path and got[0].name.startswith("tiny-dino-")
     assert os.listdir(tmp_path) == [got[0].name]
     assert sorted(p.name for p in got[0].iterdir()) == ["config.json", "model.safetensors", "preprocessor_config.json"]
+
+CODE = """
+from dreamfuse_lit.core.zoo import tiny_dir, load_clip
+d = tiny_dir('clip')
+model, processor = load_clip('tiny')
+print(d, sum(p.numel() for p in model.parameters()))
+"""
+
+def test_concurrent_tiny_builds_agree(tmp_path):
+    env = {**os.environ, "DREAMFUSE_LIT_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", CODE], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    results = {out.strip() for out, _ in outs}
+    assert len(results) == 1, results  # same directory, same model
+    entries = sorted(p.name for p in tmp_path.iterdir())
+    assert len(entries) == 1 and entries[0].startswith("tiny-clip-"), f"expected one finished build, found {entries}"
