@@ -1,5 +1,5 @@
-"`OpenAIJudge` against a real HTTP server on 127.0.0.1: the request on the wire, text-only replies, retries, timeouts, refusals, a missing key."
-import base64, io, json, math, os, re, threading, time
+"`OpenAIJudge` against a real HTTP server on 127.0.0.1: the request on the wire, text-only replies, retries, timeouts, refusals, a missing key, replies that are not completions, and no key in any error."
+import base64, io, json, math, os, re, threading, time, traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest.mock import patch
 import numpy as np
@@ -44,7 +44,7 @@ def completion(text, top=None):
 
 
 class FakeServer:
-    "Chat-completions server on 127.0.0.1: records requests, replies from `script` of (status, body, headers, delay); the last entry repeats."
+    "Chat-completions server on 127.0.0.1: records requests, replies from `script` of (status, body, headers, delay); the last entry repeats. A `bytes` body is sent as it is, anything else as JSON."
     def __init__(self, *script):
         self.script, self.requests = list(script), []
         fake = self
@@ -56,7 +56,7 @@ class FakeServer:
                 step = fake.script.pop(0) if len(fake.script) > 1 else fake.script[0]
                 status, reply, headers, delay = step(body) if callable(step) else step
                 time.sleep(delay)
-                data = json.dumps(reply).encode()
+                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
                 try:
                     self.send_response(status)
                     for k, v in {"Content-Type": "application/json", **headers}.items(): self.send_header(k, v)
@@ -98,7 +98,8 @@ def test_text_only(dog, key):
     with FakeServer(ok(completion("No, the dog is missing.")), ok(completion("I cannot tell."))) as srv:
         gpt = OpenAIJudge(base_url=srv.url, api_key_env=ENV, logprobs=False)
         text_only = gpt.ask([dog], "Is there a dog?")
-        with expect_fail(ValueError, contains="'I cannot tell.'"): gpt.ask([dog], "Is there a dog?")
+        with expect_fail(JudgeError, contains=f"{srv.url}/chat/completions: ValueError: cannot read a yes/no answer from 'I cannot tell.'"):
+            gpt.ask([dog], "Is there a dog?")
     check_eq(text_only, Verdict(False, 0., "No, the dog is missing."))
     check_eq("logprobs" in srv.requests[0]["body"], False)
 
@@ -142,3 +143,54 @@ def test_missing_key_sends_nothing(dog):
         with expect_fail(JudgeError, contains=f"set the environment variable {ENV}"):
             OpenAIJudge(base_url=srv.url, api_key_env=ENV).ask([dog], "Is there a dog?")
         check_eq(srv.requests, [])
+
+
+def test_non_json_reply_names_the_server(dog, key):
+    "A 200 whose body is not JSON (a proxy's or a web UI's page) fails at once, naming the URL, the status, the content type and the body."
+    page = b"<html><body>Welcome to the dashboard</body></html>"
+    with FakeServer((200, page, {"Content-Type": "text/html"}, 0.)) as srv:
+        gpt = OpenAIJudge(base_url=srv.url, api_key_env=ENV, backoff=0.01)
+        with expect_fail(JudgeError, contains=f"{srv.url}/chat/completions: answered HTTP 200 with a body that is not JSON "
+                                              f"(text/html): <html><body>Welcome to the dashboard"):
+            gpt.ask([dog], "Is there a dog?")
+        check_eq(len(srv.requests), 1)  # a page will not turn into JSON by asking again
+
+
+def leaky_replies():
+    "Replies of every status that quote the key back: echoed headers, an answer text, an HTML page, server errors."
+    echo = {"headers": {"Authorization": f"Bearer {KEY}", "Host": "127.0.0.1"}}
+    return {
+        "200 echo of the request": ok(echo),
+        "200 echo, key across the 300th character": ok({"detail": "x" * 276 + KEY}),
+        "200 choices of the wrong type": ok({"choices": f"Bearer {KEY}"}),
+        "200 answer that quotes the key": ok(completion(f"Your key {KEY} is not valid here.")),
+        "200 page that is not JSON": (200, f"<pre>Authorization: Bearer {KEY}</pre>".encode(), {"Content-Type": "text/html"}, 0.),
+        "400 echo": (400, echo, {}, 0.),
+        "401 quoting the key": error(401, f"Incorrect API key provided: {KEY}."),
+        "404 page": (404, f"no route for Bearer {KEY}".encode(), {"Content-Type": "text/plain"}, 0.),
+        "429 every time": error(429, f"rate limit for key {KEY}", {"Retry-After": "0"}),
+        "500 every time": (500, f"Traceback ... headers={{'Authorization': 'Bearer {KEY}'}}".encode(), {"Content-Type": "text/plain"}, 0.),
+    }
+
+
+@pytest.mark.parametrize("reply", list(leaky_replies()))
+def test_no_error_holds_the_key(dog, key, reply):
+    "Whatever a server answers, the error is a `JudgeError` naming the URL, and neither it nor its printed traceback holds the key, whole or cut."
+    with FakeServer(leaky_replies()[reply]) as srv:
+        gpt = OpenAIJudge(base_url=srv.url, api_key_env=ENV, retries=1, backoff=0.01, logprobs=False)
+        with pytest.raises(JudgeError) as caught: gpt.ask([dog], "Is there a dog?")
+    e = caught.value  # printed as a verbose traceback would, with each frame's variables (this test's own frame left out)
+    printed = "".join(traceback.TracebackException(type(e), e, e.__traceback__.tb_next, capture_locals=True).format())
+    assert f"{srv.url}/chat/completions" in str(caught.value), str(caught.value)
+    assert "***" in printed and KEY[:10] not in printed, printed
+
+
+def test_a_key_with_a_newline_is_read_and_hidden(dog):
+    "A key read from a file keeps its newline: it is stripped before it goes into the header, and hidden in errors."
+    with FakeServer(error(401, f"Incorrect API key provided: {KEY}."), ok(completion("Yes"))) as srv, \
+         patch.dict(os.environ, {ENV: KEY + "\n"}):
+        gpt = OpenAIJudge(base_url=srv.url, api_key_env=ENV, backoff=0.01, logprobs=False)
+        with pytest.raises(JudgeError) as caught: gpt.ask([dog], "Is there a dog?")
+        check_eq(KEY[:10] in "".join(traceback.format_exception(caught.value)), False)
+        check_eq(gpt.ask([dog], "Is there a dog?").yes, True)
+    check_eq(srv.requests[0]["headers"]["Authorization"], f"Bearer {KEY}")

@@ -27,12 +27,12 @@ def image_data_url(img: Image.Image) -> str:
 
 # %% ../../nbs/05b_judge_server.ipynb #86fdaea3
 class JudgeError(RuntimeError):
-    "A judge could not get an answer: missing key, refused request, or no reply after all retries."
+    "A judge could not get an answer: missing key, refused request, no reply after all retries, or a reply it cannot read."
 
 def verdict_from_completion(reply: dict) -> Verdict:
     "A `Verdict` from a chat-completions reply: `p_yes` from the first token's top log-probabilities, else the text."
     try: choice = reply["choices"][0]; text = choice["message"]["content"] or ""
-    except (KeyError, IndexError, TypeError): raise JudgeError(f"not a chat completion: {str(reply)[:300]}") from None
+    except (KeyError, IndexError, TypeError): raise JudgeError(f"not a chat completion: {reply}") from None
     first = ((choice.get("logprobs") or {}).get("content") or [{}])[0].get("top_logprobs") or []
     scores = {a: [t["logprob"] for t in first if t["token"].strip().lower() == a] for a in ("yes", "no")}
     if scores["yes"] or scores["no"]: return _verdict(yes_probability(scores["yes"], scores["no"]), text)
@@ -52,6 +52,12 @@ class OpenAIJudge(BaseJudge):
     logprobs: bool = True                       # ask for the first token's top log-probabilities (False: text only)
     top_logprobs: int = 10                      # how many alternatives per token the server reports (OpenAI: ≤ 20)
 
+    @property
+    def identity(self) -> str:
+        "What the verdicts depend on: model, server and answer options."
+        return (f"OpenAIJudge(model={self.model!r}, base_url={self.base_url.rstrip('/')!r}, max_tokens={self.max_tokens}, "
+                f"logprobs={self.logprobs}, top_logprobs={self.top_logprobs})")
+
 # %% ../../nbs/05b_judge_server.ipynb #0cab2cf7
 @patch
 def payload(self:OpenAIJudge, images: Sequence[Image.Image], question: str) -> dict:
@@ -65,35 +71,55 @@ def payload(self:OpenAIJudge, images: Sequence[Image.Image], question: str) -> d
 # %% ../../nbs/05b_judge_server.ipynb #2ec4f657
 def _server_message(r: requests.Response) -> str:
     try: return str(r.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError): return r.text[:500]
+    except (ValueError, KeyError, TypeError): return r.text
 
 def _retry_after(r: requests.Response, default: float) -> float:
     try: return max(0., float(r.headers["Retry-After"]))
     except (KeyError, ValueError): return default
 
+def _reply_json(r: requests.Response) -> dict:
+    try: return r.json()
+    except ValueError: raise JudgeError(f"answered HTTP {r.status_code} with a body that is not JSON "
+                                        f"({r.headers.get('Content-Type', 'no content type')}): {r.text}") from None
+
 @patch
-def post(self:OpenAIJudge, payload: dict) -> dict:
-    "Send `payload` to `{base_url}/chat/completions`; retry connection errors, timeouts, 429 and 5xx with backoff."
-    url = f"{self.base_url.rstrip('/')}/chat/completions"
-    key = os.environ.get(self.api_key_env)
-    if not key: raise JudgeError(f"no API key: set the environment variable {self.api_key_env} (for {url})")
+def _send(self:OpenAIJudge, url: str, key: str, payload: dict) -> dict:
+    "POST `payload` to `url`; retry connection errors, timeouts, 429 and 5xx with backoff. Errors may quote the key."
     for attempt in range(self.retries + 1):
         wait = self.backoff * 2**attempt * (1 + .1*random.random())
         try: r = requests.post(url, json=payload, headers={"Authorization": f"Bearer {key}"}, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as e: problem = f"{type(e).__name__}: {e}"
         else:
-            if r.ok: return r.json()
-            problem = f"HTTP {r.status_code}: {_server_message(r)}".replace(key, "***")
-            if r.status_code != 429 and r.status_code < 500: raise JudgeError(f"{url} refused the request: {problem}")
+            if r.ok: return _reply_json(r)
+            problem = f"HTTP {r.status_code}: {_server_message(r)}"
+            if r.status_code != 429 and r.status_code < 500: raise JudgeError(f"refused the request: {problem}")
             wait = _retry_after(r, wait)
         if attempt < self.retries: time.sleep(wait)
-    raise JudgeError(f"{url}: no answer after {self.retries + 1} attempts; last: {problem}".replace(key, "***"))
+    raise JudgeError(f"no answer after {self.retries + 1} attempts; last: {problem}")
 
 # %% ../../nbs/05b_judge_server.ipynb #28763104
+def _scrubbed(error: Exception, url: str, key: str, limit: int = 1000) -> JudgeError:
+    "`error` as a `JudgeError` that names `url`, every copy of `key` blanked out, and only then cut to `limit` characters."
+    message = f"{url}: {error}" if isinstance(error, JudgeError) else f"{url}: {type(error).__name__}: {error}"
+    for k in filter(None, {key, repr(key)[1:-1]}): message = message.replace(k, "***")
+    return JudgeError(message if len(message) <= limit else message[:limit] + "…")
+
+@patch
+def post(self:OpenAIJudge, payload: dict, read=None):
+    "`read(reply)` (default: the reply) of the server's reply to `payload`; every error leaves as a `JudgeError` without the key."
+    url = f"{self.base_url.rstrip('/')}/chat/completions"
+    key, read = os.environ.get(self.api_key_env, "").strip(), read or (lambda reply: reply)
+    try:
+        if not key: raise JudgeError(f"no API key: set the environment variable {self.api_key_env}")
+        return read(self._send(url, key, payload))
+    except Exception as e: error = e
+    error = _scrubbed(error, url, key); del key  # a traceback keeps this frame's variables: none holds the key now
+    raise error  # outside `except`: the original, which may hold the key, is not chained
+
 @patch
 def ask(self:OpenAIJudge, images: Sequence[Image.Image], question: str) -> Verdict:
     "Answer `question` about `images`."
-    return verdict_from_completion(self.post(self.payload(images, question)))
+    return self.post(self.payload(images, question), read=verdict_from_completion)
 
 # %% ../../nbs/05b_judge_server.ipynb #f1a861b4
 def make_judge(spec: str) -> Judge | None:

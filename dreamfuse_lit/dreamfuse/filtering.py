@@ -88,8 +88,9 @@ def _read_results(path) -> dict:
 
 # %% ../../nbs/26b_filtering.ipynb #b2c4e6a8
 def _judge_name(judge) -> str:
-    "What identifies a judge in `settings.json`: its class and, when it has one, its model's name or path."
+    "What identifies a judge in `settings.json`: its `identity` if it states one, else its class and its model's name or path."
     if judge is None: return "none"
+    if isinstance(identity := getattr(judge, "identity", None), str): return identity
     model = getattr(judge, "model", None)
     model = model if isinstance(model, str) else getattr(model, "name_or_path", None)
     return type(judge).__name__ + (f"({model})" if model else "")
@@ -178,6 +179,10 @@ def filter_manifest(manifest, # the JSONL manifest to filter
     done = _read_results(out / "results.jsonl")
     rows, errors, todo = _manifest_rows(manifest, done)
     invalid, resumed = len(errors), len(rows) - len(todo)
-    new = _run_rows(todo, out / "results.jsonl", done, errors, workers, progress, (manifest, judge, checks, dice_threshold, width))
+    try: new = _run_rows(todo, out / "results.jsonl", done, errors, workers, progress, (manifest, judge, checks, dice_threshold, width))
+    except (Exception, KeyboardInterrupt) as e:
+        e.add_note(f"{len(done)} of {len(rows)} rows are done and kept in {out / 'results.jsonl'}: "
+                   "run filter_manifest again with the same out_dir to resume")
+        raise
     kept, rejected = _write_outputs(rows, done, errors, manifest, out)
     return {"rows": len(rows) + invalid, "kept": kept, "rejected": rejected, "errors": len(errors), "new": len(new), "resumed": resumed}
