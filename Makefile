@@ -41,7 +41,7 @@ test: sync-check
 
 demo: $(STAMP)
 	mkdir -p runs
-	$(BIN)/papermill -k python3 --cwd . $(DEMO) runs/$(notdir $(DEMO))
+	$(BIN)/papermill --cwd . $(DEMO) runs/$(notdir $(DEMO))
 	@echo "executed notebook: runs/$(notdir $(DEMO))"
 
 clean:

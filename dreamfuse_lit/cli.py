@@ -8,13 +8,50 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/cli.html.md"""
 __all__ = ['build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #a4949f1f
-import argparse
+import argparse, contextlib
 from pathlib import Path
 
+# %% ../nbs/90_cli.ipynb #e7c1a0b1
+def _whole(low:int):
+    "An argparse type: a whole number, at least `low`."
+    def whole(text):
+        try: v = int(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if v < low: raise argparse.ArgumentTypeError(f"must be at least {low}, got {v}")
+        return v
+    return whole
+
+def _fraction(text):
+    "An argparse type: a number in [0, 1], which `nan` and `inf` are not."
+    try: v = float(text)
+    except ValueError: v = None
+    if v is None or not 0 <= v <= 1: raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return v
+
+def _out_dir(text):
+    "An argparse type: a folder to write into, which may not exist yet; no file may stand in its place or on its path."
+    p = Path(text)
+    for q in (p, *p.parents):
+        if not q.exists(): continue
+        if not q.is_dir(): raise argparse.ArgumentTypeError(f"{q} is a file, not a folder" + ("" if q == p else f" (on the path {p})"))
+        break
+    return p
+
 # %% ../nbs/90_cli.ipynb #dba09b9f
+@contextlib.contextmanager
+def _image_cap(pixels):
+    "Within the block the manifest checks refuse images of more than `pixels` pixels (None: the library's default)."
+    import dreamfuse_lit.world.manifest as manifest
+    old = manifest.MAX_IMAGE_PIXELS
+    if pixels is not None: manifest.MAX_IMAGE_PIXELS = pixels
+    try: yield
+    finally: manifest.MAX_IMAGE_PIXELS = old
+
 def _zoo(args):
     from dreamfuse_lit.core.zoo import tiny_dir, FAMILIES
-    for fam in (args.family or FAMILIES): print(f"{fam}: {tiny_dir(fam)}")
+    for fam in (args.family or FAMILIES):
+        try: print(f"{fam}: {tiny_dir(fam)}")
+        except ValueError as e: raise SystemExit(f"dreamfuse-lit zoo: {e}")
 
 def _demo_data(args):
     from dreamfuse_lit.world.triplets import make_demo_triplets
@@ -27,15 +64,18 @@ def _filter(args):
     try: judge = make_judge(args.judge)
     except ValueError as e: raise SystemExit(f"dreamfuse-lit filter: --judge: {e}")
     given = {"dice_threshold": args.dice_threshold, "width": args.width}
-    try: s = filter_manifest(args.manifest, args.out, judge=judge, workers=args.workers, progress=args.progress,
-                             **{k: v for k, v in given.items() if v is not None})
+    try:
+        with _image_cap(args.max_image_pixels):
+            s = filter_manifest(args.manifest, args.out, judge=judge, workers=args.workers, progress=args.progress,
+                                **{k: v for k, v in given.items() if v is not None})
     except (FileNotFoundError, ValueError, JudgeError) as e: raise SystemExit(f"dreamfuse-lit filter: {e} (rerun to resume)" if isinstance(e, JudgeError) else f"dreamfuse-lit filter: {e}")
     print(f"{s['rows']} rows: {s['kept']} kept, {s['rejected']} rejected, {s['errors']} errors ({s['new']} new, {s['resumed']} from an earlier run)")
     for name in ("kept.jsonl", "rejected.jsonl", "errors.jsonl"): print(f"wrote {Path(args.out) / name}")
 
 def _report(args):
     from dreamfuse_lit.dreamfuse.reports import write_report
-    try: paths = write_report(args.manifest, args.out)
+    try:
+        with _image_cap(args.max_image_pixels): paths = write_report(args.manifest, args.out)
     except FileNotFoundError as e: raise SystemExit(f"dreamfuse-lit report: {e}")
     for p in paths.values(): print(f"wrote {p}")
 
@@ -48,26 +88,31 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("family", nargs="*", help="model families to build (default: all)")
     z.set_defaults(func=_zoo)
     d = sub.add_parser("demo-data", help="write the synthetic demo triplets and their manifest")
-    d.add_argument("out", type=Path, help="output directory")
-    d.add_argument("--n", type=int, default=36, help="number of triplets")
-    d.add_argument("--seed", type=int, default=0, help="random seed")
+    d.add_argument("out", type=_out_dir, help="output directory")
+    d.add_argument("--n", type=_whole(1), default=36, help="number of triplets")
+    d.add_argument("--seed", type=_whole(0), default=0, help="random seed")
     d.set_defaults(func=_demo_data)
+    cap = dict(type=_whole(1), help="refuse images of more pixels (width × height, from their headers) as bad rows "
+                                    "(default: world.manifest.MAX_IMAGE_PIXELS, 2^25)")
     f = sub.add_parser("filter", help="border Dice test and judge checks over a manifest; writes kept.jsonl and rejected.jsonl")
     f.add_argument("manifest", type=Path, help="JSONL manifest of triplets")
-    f.add_argument("--out", type=Path, required=True, help="output directory (rerun with the same one to resume)")
-    f.add_argument("--dice-threshold", type=float, help="keep rows whose border Dice is at least this (default: border_dice.DICE_THRESHOLD)")
-    f.add_argument("--width", type=int, help="border band in pixels (default: scaled to each image, border_dice.width_for)")
+    f.add_argument("--out", type=_out_dir, required=True, help="output directory (rerun with the same one to resume)")
+    f.add_argument("--dice-threshold", type=_fraction, help="keep rows whose border Dice is at least this, in [0, 1] (default: border_dice.DICE_THRESHOLD)")
+    f.add_argument("--width", type=_whole(1), help="border band in pixels (default: scaled to each image, border_dice.width_for)")
     f.add_argument("--judge", default="none", help="none, tiny, hf:<hub id or dir> or openai:<model>[@<base url>] (default: none)")
-    f.add_argument("--workers", type=int, default=4, help="rows in flight at once")
+    f.add_argument("--workers", type=_whole(1), default=4, help="rows in flight at once")
+    f.add_argument("--max-image-pixels", **cap)
     f.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (e.g. when logging to a file)")
     f.set_defaults(func=_filter)
     r = sub.add_parser("report", help="Table 1 (markdown, CSV), resolution histogram and example grid of a manifest")
     r.add_argument("manifest", type=Path, help="JSONL manifest of triplets")
-    r.add_argument("--out", type=Path, required=True, help="output directory")
+    r.add_argument("--out", type=_out_dir, required=True, help="output directory")
+    r.add_argument("--max-image-pixels", **cap)
     r.set_defaults(func=_report)
     return p
 
 def main(argv=None):
     "Entry point of the `dreamfuse-lit` console script."
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try: args.func(args)
+    except OSError as e: raise SystemExit(f"dreamfuse-lit {args.command}: {e}") from None  # e.g. a folder it may not write

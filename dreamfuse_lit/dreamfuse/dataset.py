@@ -18,7 +18,7 @@ from PIL import Image
 from fastcore.basics import patch
 from ..world.compositing import paste
 from .conditions import FusionInputs, prepare_fusion
-from ..world.manifest import ManifestError, _check_inside, image_path, iter_manifest, load_row_images
+from ..world.manifest import ManifestError, _check_inside, _header_sizes, _pixel_cap, iter_manifest, load_row_images
 
 # %% ../../nbs/25_dataset.ipynb #0df4d9f9
 SCALES = (512, 768, 1024)
@@ -48,12 +48,6 @@ def copy_paste_negative(images:dict, # a row's images, as from `load_row_images`
     return paste(images["background"], images["foreground"], images["foreground_mask"], [int(round(v)) for v in box], feather)
 
 # %% ../../nbs/25_dataset.ipynb #7b1d39e4
-def _header_size(path, field):
-    "(width, height) from an image file's header; `ManifestError` naming `field` if it cannot be opened."
-    try:
-        with Image.open(path) as im: return im.size
-    except Exception as e: raise ManifestError(f"cannot open image {path}: {e}", field=field) from None
-
 class TripletDataset(torch.utils.data.Dataset):
     "The valid rows of a manifest as training items; a key is `(index, scale)`."
     def __init__(self, manifest, # a JSONL manifest
@@ -62,12 +56,14 @@ class TripletDataset(torch.utils.data.Dataset):
                  check_images:bool=False, # decode every image while validating
                  cache:"LatentCache|None"=None, # read VAE latents and text embeddings from this cache instead of returning pixels
                  max_sequence_length:int=512, # T5 length the cached prompt embeddings were made with
+                 max_image_pixels:int|None=None, # rows with a larger image are bad rows; None: `manifest.MAX_IMAGE_PIXELS`
                 ):
         self.manifest, self.scales, self.feather, self.cache, self.max_sequence_length = Path(manifest), tuple(scales), feather, cache, max_sequence_length
+        self.max_image_pixels = _pixel_cap(max_image_pixels)
         self.rows, self.lines, self.sizes, self.errors = [], [], [], []
-        for n, row, err in iter_manifest(manifest, check_images):
+        for n, row, err in iter_manifest(manifest, check_images, self.max_image_pixels):
             if err is None:
-                try: _check_inside(row["box"], size := _header_size(image_path(row, "background", manifest), "background"))
+                try: _check_inside(row["box"], size := _header_sizes(row, manifest, self.max_image_pixels)["background"])
                 except ManifestError as e: err = e.at(manifest, n)
             if err is not None: self.errors.append(err); continue
             self.rows.append(row); self.lines.append(n); self.sizes.append(size)
@@ -81,8 +77,8 @@ class TripletDataset(torch.utils.data.Dataset):
 def bucket_images(self:TripletDataset, index:int, scale:int) -> tuple[dict, FusionInputs]:
     "Item `index`'s target, negative, foreground and background at its bucket for `scale` (uint8 arrays), and its `FusionInputs`."
     row = self.rows[index]
-    try: images = load_row_images(row, self.manifest)
-    except OSError as e: raise ManifestError(f"cannot read the row's images: {e}", self.manifest, self.lines[index]) from None
+    try: images = load_row_images(row, self.manifest, self.max_image_pixels)
+    except ManifestError as e: raise e.at(self.manifest, self.lines[index]) from None
     w, h = bucket_size(*self.sizes[index], scale)
     fusion = prepare_fusion(images["foreground"], images["background"], row["box"], images["foreground_mask"], height=h, width=w)
     resize = lambda a: np.asarray(Image.fromarray(a).resize((w, h), Image.BICUBIC))

@@ -8,6 +8,7 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/pipeline.html.md"""
 __all__ = ['LORA_WEIGHT_NAME', 'IMAGE_TAGS_NAME', 'OUTPUT_TYPES', 'save_dreamfuse_lora', 'load_image_tags', 'DreamFusePipeline']
 
 # %% ../../nbs/24_pipeline.ipynb #8b8c276d
+import math, numbers
 from collections.abc import Sequence
 from pathlib import Path
 import numpy as np
@@ -85,12 +86,20 @@ def prepare_conditions(self:DreamFusePipeline, fusion:FusionInputs, # prepared c
     return ids, (fg_ids, bg_ids), (fg, bg)
 
 # %% ../../nbs/24_pipeline.ipynb #f3c62b96
+def _whole(name, v, low:int, high:int|None=None, multiple:int=1) -> int:
+    "`v` as an int; a `ValueError` naming `name` unless it is a whole number from `low` to `high`, a multiple of `multiple`."
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low or (high is not None and v > high) or v % multiple:
+        what = "a whole number" if multiple == 1 else f"a whole multiple of {multiple}"
+        raise ValueError(f"{name}={v!r} must be {what}, " + (f"at least {low}" if high is None else f"from {low} to {high}"))
+    return int(v)
+
 @patch
 def flow_timesteps(self:DreamFusePipeline, num_inference_steps:int, # Euler steps
                    image_seq_len:int, # target tokens (the conditions do not count)
                    device=None, # where the timesteps go
                   )->torch.Tensor: # (num_inference_steps,) timesteps in [0, 1000]
     "Set the scheduler to FLUX's shifted schedule for `image_seq_len` target tokens; its timesteps."
+    num_inference_steps = _whole("num_inference_steps", num_inference_steps, 1)
     sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
     cfg = self.scheduler.config
     mu = calculate_shift(image_seq_len, cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096),
@@ -128,6 +137,20 @@ def denoise(self:DreamFusePipeline, latents:torch.Tensor, # packed noise, (B, N,
     return latents
 
 # %% ../../nbs/24_pipeline.ipynb #ffe729c7
+def _check_call(prompt, num_inference_steps, guidance_scale, height, width, max_pixels, num_images_per_prompt,
+                output_type, max_sequence_length):
+    "A `ValueError` naming the first bad argument of `DreamFusePipeline.__call__`; the images and the box are `prepare_fusion`'s."
+    if not isinstance(prompt, str): raise ValueError(f"prompt must be a string (one fusion per call), got {type(prompt).__name__}")
+    _whole("num_inference_steps", num_inference_steps, 1)
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real) or not (math.isfinite(guidance_scale) and guidance_scale >= 0):
+        raise ValueError(f"guidance_scale={guidance_scale!r} must be a finite number, at least 0")
+    for name, side in (("height", height), ("width", width)):
+        if side is not None: _whole(name, side, 16, multiple=16)
+    _whole("max_pixels", max_pixels, 1)
+    _whole("num_images_per_prompt", num_images_per_prompt, 1)
+    _whole("max_sequence_length", max_sequence_length, 1, 512)
+    if output_type not in OUTPUT_TYPES: raise ValueError(f"output_type={output_type!r} is not one of {OUTPUT_TYPES}")
+
 @patch
 @torch.no_grad()
 def __call__(self:DreamFusePipeline,
@@ -149,7 +172,7 @@ def __call__(self:DreamFusePipeline,
              max_sequence_length:int=512, # T5 tokens
             ):
     "Fuse `foreground` into `background` at `box`."
-    if output_type not in OUTPUT_TYPES: raise ValueError(f"output_type={output_type!r} is not one of {OUTPUT_TYPES}")
+    _check_call(prompt, num_inference_steps, guidance_scale, height, width, max_pixels, num_images_per_prompt, output_type, max_sequence_length)
     fusion = prepare_fusion(foreground, background, box, mask, height, width, max_pixels)
     (width, height), device, dtype = fusion.size, self._execution_device, self.transformer.dtype
     self._joint_attention_kwargs = joint_attention_kwargs or {}
