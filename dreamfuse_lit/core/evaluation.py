@@ -80,17 +80,16 @@ class GenerationCache:
 # %% ../../nbs/07_evaluation.ipynb #65fc6dde
 @patch
 def get(self:GenerationCache, method:str, prompt:str, seed:int) -> Image.Image|None:
-    "The cached RGB image, or None if it is absent, cannot be decoded, or its sidecar is not this key's or has another hash."
+    "The cached RGB image, or None if it is absent, cannot be decoded, or its sidecar is missing, not this key's or has another hash."
     method, prompt, seed = _check_key(method, prompt, seed)
     path = self.path(method, prompt, seed)
     side = path.with_suffix(".json")
     try:
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        if side.exists():
-            meta = json.loads(side.read_text())
-            if not isinstance(meta, dict) or (meta.get("method"), meta.get("prompt"), meta.get("seed")) != (method, prompt, seed): return None
-            if meta.get("sha256", digest) != digest: return None
+        meta = json.loads(side.read_text())
+        if not isinstance(meta, dict) or (meta.get("method"), meta.get("prompt"), meta.get("seed")) != (method, prompt, seed): return None
+        if meta.get("sha256") != digest: return None
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             return im.convert("RGB")

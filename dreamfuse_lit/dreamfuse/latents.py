@@ -8,7 +8,7 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/latents.html.md"""
 __all__ = ['encode_images', 'encode_prompts', 'LatentCache', 'cache_manifest']
 
 # %% ../../nbs/25b_latents.ipynb #ea8abcd4
-import hashlib, json, warnings
+import hashlib, json, operator, warnings
 from collections.abc import Sequence
 from pathlib import Path
 import numpy as np
@@ -63,8 +63,10 @@ def image_key(self:LatentCache, image:np.ndarray) -> str:
 
 @patch
 def prompt_key(self:LatentCache, prompt:str, max_sequence_length:int) -> str:
-    "The key of a prompt's embeddings."
-    return self.key("prompt", prompt.encode("utf-8"), max_sequence_length=max_sequence_length)
+    "The key of a prompt's embeddings; the length must be a whole number (a float would be a different key)."
+    try: n = operator.index(max_sequence_length)  # ints of any kind, numpy's too
+    except TypeError: raise TypeError(f"max_sequence_length={max_sequence_length!r} must be a whole number") from None
+    return self.key("prompt", prompt.encode("utf-8"), max_sequence_length=n)
 
 # %% ../../nbs/25b_latents.ipynb #e91bffbe
 @patch
