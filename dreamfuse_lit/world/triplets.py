@@ -8,13 +8,14 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/triplets.html.md"""
 __all__ = ['make_triplet', 'make_demo_triplets', 'load_triplets', 'count_table']
 
 # %% ../../nbs/13_triplets.ipynb #b62d3ab0
-import json, os, shutil, tempfile
+import os, shutil, tempfile
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 from ..core.files import data_path
 from .scenes import CATEGORIES, COLOURS, background, draw_person, foreground
 from .compositing import fuse
+from .manifest import IMAGE_FIELDS, load_row_images, read_manifest, write_manifest
 
 # %% ../../nbs/13_triplets.ipynb #4872677a
 _SIZES = [(128, 128), (160, 128), (128, 160), (192, 128), (128, 176), (176, 144)]
@@ -77,8 +78,6 @@ def make_triplet(rng, category, scene="indoor", complexity="simple") -> dict:
                 foreground_prompt=what, background_prompt=where, category=category, scene=scene, complexity=complexity)
 
 # %% ../../nbs/13_triplets.ipynb #63a467ce
-_IMAGES = ("foreground", "foreground_mask", "background", "fused")
-
 def make_demo_triplets(out_dir, n=36, seed=0) -> Path:
     "Write `n` synthetic triplets and `manifest.jsonl` into `out_dir`, atomically; returns the manifest's path."
     if n < 1: raise ValueError(f"n must be at least 1, got {n}")
@@ -89,12 +88,13 @@ def make_demo_triplets(out_dir, n=36, seed=0) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         os.chmod(tmp, 0o755)
-        with open(tmp / "manifest.jsonl", "w") as f:
-            for i in range(n):
-                kind = CATEGORIES[i % 8], ("indoor", "outdoor")[i // 8 % 2], ("simple", "complex")[i // 16 % 2]
-                t, row = make_triplet(np.random.default_rng([seed, i]), *kind), {"id": f"demo-{i:03d}"}
-                for k in _IMAGES: row[k] = f"{row['id']}_{k}.png"; Image.fromarray(t.pop(k)).save(tmp / row[k])
-                f.write(json.dumps({**row, **t, "source": "synthetic-demo"}) + "\n")
+        rows = []
+        for i in range(n):
+            kind = CATEGORIES[i % 8], ("indoor", "outdoor")[i // 8 % 2], ("simple", "complex")[i // 16 % 2]
+            t, row = make_triplet(np.random.default_rng([seed, i]), *kind), {"id": f"demo-{i:03d}"}
+            for k in IMAGE_FIELDS: row[k] = f"{row['id']}_{k}.png"; Image.fromarray(t.pop(k)).save(tmp / row[k])
+            rows.append({**row, **t, "source": "synthetic-demo"})
+        write_manifest(rows, tmp / "manifest.jsonl")  # checked row by row, like any manifest
         old = tmp.with_name(tmp.name + "-old")
         if out.exists(): out.rename(old)
         tmp.rename(out)
@@ -104,15 +104,10 @@ def make_demo_triplets(out_dir, n=36, seed=0) -> Path:
     return out / "manifest.jsonl"
 
 # %% ../../nbs/13_triplets.ipynb #8d73237c
-def _read(path):
-    "The image at `path` as a uint8 array."
-    with Image.open(path) as im: return np.asarray(im)
-
 def load_triplets(manifest=None) -> list[dict]:
     "The rows of `manifest` (default: the shipped demo set) with their images decoded to uint8 arrays."
     manifest = Path(manifest or data_path("demo", "manifest.jsonl"))
-    rows = [json.loads(l) for l in manifest.read_text().splitlines() if l.strip()]
-    return [{**r, **{k: _read(manifest.parent / r[k]) for k in _IMAGES}} for r in rows]
+    return [{**r, **load_row_images(r, manifest)} for r in read_manifest(manifest)]
 
 # %% ../../nbs/13_triplets.ipynb #85598fc2
 def count_table(rows) -> dict:
