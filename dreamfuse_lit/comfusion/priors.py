@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from accelerate import PartialState
 from accelerate.utils import gather_object
 from ..core.files import atomic_write
+from ..core.training import folder_lock
 from ..core.zoo import load_sd_pipeline
 
 # %% ../../nbs/31_priors.ipynb #623e94fe
@@ -94,43 +95,44 @@ def generate_priors(pretrained, # Stable Diffusion: a hub id, a local directory,
     if batch_size < 1: raise ValueError(f"batch_size={batch_size} must be at least 1")
     state = accelerator or PartialState(cpu=not torch.cuda.is_available())
     rank, world, main = state.process_index, state.num_processes, state.is_main_process
-    if pipe is None: pipe = load_sd_pipeline(pretrained, torch_dtype=torch_dtype)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.to(state.device)
-    default = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    height, width = height or default, width or default
-    settings = dict(pretrained=str(pretrained), prompts=list(prompts), n=n, num_inference_steps=num_inference_steps,
-                    guidance_scale=guidance_scale, height=height, width=width, seed=seed,
-                    dtype=str(pipe.unet.dtype).removeprefix("torch."))
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(out_dir, settings)  # no process writes before the barrier: all raise here, or none
-    if main:
-        if not (out_dir / SETTINGS_FILE).exists(): atomic_write(out_dir / SETTINGS_FILE, json.dumps(settings, indent=1))
-        for left in out_dir.glob(".prior-*.tmp"): left.unlink(missing_ok=True)  # temporary files of a killed run
-    state.wait_for_everyone()
-    mine = plan[rank::world]
-    todo = [e for e in mine if not image_ok(out_dir / e["file"], (width, height))]
-    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=f"class-scene priors (rank {rank} of {world})",
-               disable=not (progress and main))
-    for j in range(0, len(todo), batch_size):
-        batch = todo[j:j + batch_size]
-        with torch.no_grad():
-            images = pipe([e["prompt"] for e in batch], num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                          height=height, width=width, generator=[torch.Generator().manual_seed(e["seed"]) for e in batch]).images
-        for e, im in zip(batch, images):
-            buf = io.BytesIO(); im.save(buf, format="PNG"); atomic_write(out_dir / e["file"], buf.getvalue())
-        bar.update(len(batch))
-    bar.close()
-    made = sum(gather_object([len(todo)]))
-    state.wait_for_everyone()
-    manifest = out_dir / MANIFEST_FILE
-    if main:
-        if bad := [e["file"] for e in plan if not image_ok(out_dir / e["file"], (width, height))]:
-            raise RuntimeError(f"{out_dir}: {len(bad)} planned priors are missing or unreadable after generation, e.g. {bad[:3]}")
-        rows = [dict(file=e["file"], prompt=e["prompt"], index=e["index"], seed=e["seed"]) for e in plan]
-        atomic_write(manifest, "".join(json.dumps(r) + "\n" for r in rows))
-        log(f"{out_dir}: drew {made} of {n} class-scene priors, {n - made} were already there")
-    state.wait_for_everyone()
+    out_dir = Path(out_dir)
+    with folder_lock(out_dir, "priors run", state):  # one run per folder: another run's settings or cleanup can't interleave with ours
+        if pipe is None: pipe = load_sd_pipeline(pretrained, torch_dtype=torch_dtype)
+        pipe.set_progress_bar_config(disable=True)
+        pipe.to(state.device)
+        default = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        height, width = height or default, width or default
+        settings = dict(pretrained=str(pretrained), prompts=list(prompts), n=n, num_inference_steps=num_inference_steps,
+                        guidance_scale=guidance_scale, height=height, width=width, seed=seed,
+                        dtype=str(pipe.unet.dtype).removeprefix("torch."))
+        check_settings(out_dir, settings)  # no process writes before the barrier: all raise here, or none
+        if main:
+            if not (out_dir / SETTINGS_FILE).exists(): atomic_write(out_dir / SETTINGS_FILE, json.dumps(settings, indent=1))
+            for left in out_dir.glob(".prior-*.tmp"): left.unlink(missing_ok=True)  # temporary files of a killed run
+        state.wait_for_everyone()
+        mine = plan[rank::world]
+        todo = [e for e in mine if not image_ok(out_dir / e["file"], (width, height))]
+        bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=f"class-scene priors (rank {rank} of {world})",
+                   disable=not (progress and main))
+        for j in range(0, len(todo), batch_size):
+            batch = todo[j:j + batch_size]
+            with torch.no_grad():
+                images = pipe([e["prompt"] for e in batch], num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                              height=height, width=width, generator=[torch.Generator().manual_seed(e["seed"]) for e in batch]).images
+            for e, im in zip(batch, images):
+                buf = io.BytesIO(); im.save(buf, format="PNG"); atomic_write(out_dir / e["file"], buf.getvalue())
+            bar.update(len(batch))
+        bar.close()
+        made = sum(gather_object([len(todo)]))
+        state.wait_for_everyone()
+        manifest = out_dir / MANIFEST_FILE
+        if main:
+            if bad := [e["file"] for e in plan if not image_ok(out_dir / e["file"], (width, height))]:
+                raise RuntimeError(f"{out_dir}: {len(bad)} planned priors are missing or unreadable after generation, e.g. {bad[:3]}")
+            rows = [dict(file=e["file"], prompt=e["prompt"], index=e["index"], seed=e["seed"]) for e in plan]
+            atomic_write(manifest, "".join(json.dumps(r) + "\n" for r in rows))
+            log(f"{out_dir}: drew {made} of {n} class-scene priors, {n - made} were already there")
+        state.wait_for_everyone()
     return manifest
 
 # %% ../../nbs/31_priors.ipynb #ef5ae8f0
