@@ -7,8 +7,9 @@ import dataclasses, json, os, shutil, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
-from dreamfuse_lit.core.training import (LOCK_FILE, TrainConfig, _check_resume, checkpoint_problem, folder_lock, get_task, launch,
-                                         load_config, read_metrics, save_config, train, train_cli)
+from dreamfuse_lit.core.files import LOCK_FILE, folder_lock
+from dreamfuse_lit.core.training import (TrainConfig, _check_resume, checkpoint_problem, get_task, launch, load_config, read_metrics,
+                                         save_config, train, train_cli)
 
 TOY = "dreamfuse_lit.core.toy_task:ToyTask"
 
@@ -147,7 +148,7 @@ def test_offline_unknown_model_is_refused(tmp_path, monkeypatch):
 # 2. one run per folder: an OS lock held for the run's life, released by the kernel when the process dies
 
 HOLD = """import sys, time
-from dreamfuse_lit.core.training import folder_lock
+from dreamfuse_lit.core.files import folder_lock
 with folder_lock(sys.argv[1], "training run"):
     print("held", flush=True); time.sleep(600)
 """
@@ -176,7 +177,7 @@ def test_second_run_on_a_folder_is_refused(tmp_path):
 
 
 HOLD_AND_FORK = """import os, sys, time
-from dreamfuse_lit.core.training import folder_lock
+from dreamfuse_lit.core.files import folder_lock
 with folder_lock(sys.argv[1], "training run"):
     if (child := os.fork()) == 0: time.sleep(600); os._exit(0)
     print(child, flush=True); time.sleep(600)

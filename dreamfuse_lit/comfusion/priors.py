@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from accelerate import PartialState
 from accelerate.utils import gather_object
 from ..core.files import atomic_write
-from ..core.training import folder_lock
+from ..core.files import folder_lock
 from ..core.zoo import load_sd_pipeline
 
 # %% ../../nbs/31_priors.ipynb #623e94fe
