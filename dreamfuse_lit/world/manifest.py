@@ -127,15 +127,16 @@ def check_row_images(row:dict, # a row that passed `check_row`
 def load_row_images(row:dict, # a manifest row
                     manifest, # the manifest's path
                     max_image_pixels:int|None=None, # refuse larger images from their headers; None: `MAX_IMAGE_PIXELS`
+                    fields:Sequence[str]=IMAGE_FIELDS, # which images to decode
                    ) -> dict: # {foreground, foreground_mask, background, fused}: uint8 arrays, RGB (H, W, 3) and mask (H, W)
-    "A row's four images decoded to uint8 numpy arrays; a `ManifestError` naming the field and file if one is missing, too large or broken."
+    "A row's images (all four by default) decoded to uint8 numpy arrays; a `ManifestError` naming the field and file if one is missing, too large or broken."
     cap = _pixel_cap(max_image_pixels)
     def load(f):
         path = image_path(row, f, manifest)
         with _opened(path, f, cap) as im:
             try: return np.asarray(im.convert("L" if f == "foreground_mask" else "RGB"))
             except OSError as e: raise ManifestError(f"cannot read image {path}: {e}", field=f) from None
-    return {f: load(f) for f in IMAGE_FIELDS}
+    return {f: load(f) for f in fields}
 
 # %% ../../nbs/12_manifest.ipynb #36ac9322
 def iter_manifest(path, # a JSONL manifest

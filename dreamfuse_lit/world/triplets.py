@@ -55,9 +55,9 @@ def _on_wall(rng, d, W, H, fy, lx, aspect, what, where, indoor):
     return box, None, f"{what} printed on a signboard in {where}", f"a signboard in {where}"
 
 # %% ../../nbs/13_triplets.ipynb #a2dc7fb7
-def make_triplet(rng, category, scene="indoor", complexity="simple") -> dict:
+def make_triplet(rng, category, scene="indoor", complexity="simple", size:tuple|None=None) -> dict:
     "One synthetic triplet: foreground, mask, background and fused uint8 arrays, the placement box and captions."
-    W, H = _SIZES[rng.integers(len(_SIZES))]
+    W, H = size or _SIZES[rng.integers(len(_SIZES))]  # `size` = (width, height); None draws one of six
     bg, fy, lx, where = background(rng, W, H, scene, complexity)
     fg, mask, what = foreground(rng, category)
     bx0, by0, bx1, by1 = Image.fromarray(mask).getbbox()
