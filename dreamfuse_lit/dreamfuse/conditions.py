@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import matplotlib.pyplot as plt
 from PIL import Image
-from .positions import fusion_ids, box_outline
+from .positions import AFFINES, fusion_ids, box_outline
 
 # %% ../../nbs/22_conditions.ipynb #aa1d642a
 def generation_size(width:int, # background width in pixels
@@ -55,15 +55,16 @@ class FusionInputs:
     background:Image.Image # background, RGB
     src_box:tuple # object's bbox in `foreground`, (x0, y0, x1, y1) pixels
     dst_box:tuple # placement box in `background`, same pixels
+    affine:str = "exact" # the foreground's positional affine, a name in `AFFINES`
 
     @property
     def size(self)->tuple[int, int]: # (width, height) of the generated image
         return self.background.size
 
     def position_ids(self, patch:int=16)->tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        "(target, foreground, background) ids, each (h*w, 3) float32: shared grid, box affine on the foreground."
+        "(target, foreground, background) ids, each (h*w, 3) float32: shared grid, `affine` on the foreground."
         w, h = self.size
-        return fusion_ids(h // patch, w // patch, 'shared', self.src_box, self.dst_box, patch)
+        return fusion_ids(h // patch, w // patch, 'shared', self.src_box, self.dst_box, patch, self.affine)
 
 # %% ../../nbs/22_conditions.ipynb #0b56dbb6
 def _as_image(x, name):
@@ -118,12 +119,14 @@ def prepare_fusion(foreground, # PIL image or uint8 array: RGBA (alpha = mask), 
                    height:int|None=None, # generation height, a multiple of 16; default from `width` and the background's aspect, or `generation_size`
                    width:int|None=None, # generation width, a multiple of 16; default from `height` and the background's aspect, or `generation_size`
                    max_pixels:int=1024*1024, # pixel cap for the default generation size
+                   affine:str="exact", # the foreground's positional affine, a name in `AFFINES`
                   )->FusionInputs:
     "Align a foreground to a background and express the object's box and the placement box at the generation size."
     foreground, mask = _split_foreground(foreground, mask)
     background = _as_image(background, "background").convert("RGB")
     dst = _check_placement(box, background.size)
     _check_side("height", height); _check_side("width", width)
+    if affine not in AFFINES: raise ValueError(f"affine={affine!r} is not one of {AFFINES}")
     if width is None and height is None: size = generation_size(*background.size, max_pixels)
     else:
         aspect, side = background.width / background.height, lambda v: max(16, round(v / 16) * 16)
@@ -132,7 +135,7 @@ def prepare_fusion(foreground, # PIL image or uint8 array: RGBA (alpha = mask), 
     sx, sy = size[0] / background.width, size[1] / background.height
     scale = lambda b: (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)
     return FusionInputs(canvas.resize(size, Image.BICUBIC), background.resize(size, Image.BICUBIC),
-                        scale(canvas_mask.getbbox()), scale(dst))
+                        scale(canvas_mask.getbbox()), scale(dst), affine)
 
 # %% ../../nbs/22_conditions.ipynb #1cb218e9
 def show_fusion(fusion:FusionInputs, # prepared conditions

@@ -12,15 +12,18 @@ import torch
 from torch import nn
 from diffusers import FluxPipeline
 from diffusers.utils.peft_utils import apply_lora_scale
+from diffusers.utils.accelerate_utils import apply_forward_hook
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import retrieve_latents
 
 # %% ../../nbs/21_dit.ipynb #3d0a905b
 def vae_encode(vae, # diffusers `AutoencoderKL`
                images:torch.Tensor, # (B, 3, H, W) in [0, 1]
                generator=None, # `torch.Generator` for the latent sample
+               sample_mode:str="sample", # "sample" the posterior, or "argmax": its mode (no randomness)
               ) -> torch.Tensor: # (B, C, H/8, W/8) normalised latents
     "Encode images to the normalised latents the transformer denoises"
     x = (images * 2 - 1).to(device=vae.device, dtype=vae.dtype)
-    z = vae.encode(x).latent_dist.sample(generator)
+    z = retrieve_latents(vae.encode(x), generator, sample_mode)
     return (z - (vae.config.shift_factor or 0.)) * vae.config.scaling_factor
 
 def vae_decode(vae, # diffusers `AutoencoderKL`
@@ -123,14 +126,14 @@ def _check_inputs(transformer, hidden_states, img_ids, cond_states, cond_ids, gu
         raise ValueError(f"guidance={guidance!r} but the transformer has guidance_embeds={transformer.config.guidance_embeds}")
 
 def _embed_images(transformer, images):
-    "`x_embedder` over the concatenated tokens of `images` (target first), plus each image's tag if the model has them"
+    "`x_embedder` over the concatenated tokens of `images` (target first), plus each image's tag (in the stream's dtype) if the model has them"
     x = transformer.x_embedder(torch.cat(images, 1))
     tags = getattr(transformer, "image_tags", None)
     if tags is None: return x
     if len(images) > tags.num_embeddings:
         raise ValueError(f"{len(images) - 1} cond_states need {len(images)} image tags, the model has {tags.num_embeddings}")
     idx = torch.cat([torch.full((im.shape[1],), i, device=x.device) for i, im in enumerate(images)])
-    return x + tags(idx)
+    return x + tags(idx).to(x.dtype)
 
 # %% ../../nbs/21_dit.ipynb #1f89f26d
 def _run_blocks(transformer, txt, x, temb, cond_temb, rotary, n_target, attn_kwargs):
@@ -150,6 +153,7 @@ def _head(transformer, x, n_target, temb, cond_temb, cond_sizes, return_conds):
     return out[:, :n_target], list(out[:, n_target:].split(cond_sizes, 1))
 
 # %% ../../nbs/21_dit.ipynb #aba78317
+@apply_forward_hook
 @apply_lora_scale("joint_attention_kwargs")
 def dreamfuse_forward(
     transformer, # diffusers `FluxTransformer2DModel` (optionally with `image_tags` and LoRA)

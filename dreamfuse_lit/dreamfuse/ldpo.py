@@ -15,12 +15,12 @@ import torch.nn.functional as F
 def dilate_box(box, # pixel box (x0, y0, x1, y1), or a (B, 4) batch of boxes
                alpha:float, # scale about the box centre; 1. is the box itself
                image_hw:tuple[int, int], # (height, width) of the image, to clip to
-              ) -> torch.Tensor: # (4,) or (B, 4) float64 boxes
+              ) -> torch.Tensor: # (4,) or (B, 4) float64 boxes, on the device of `box` if it is a tensor
     "The box scaled by `alpha` about its centre, clipped to the image"
     b = torch.as_tensor(box, dtype=torch.float64)
     if b.ndim not in (1, 2) or b.shape[-1] != 4: raise ValueError(f"box must be (x0, y0, x1, y1) or (B, 4), got shape {tuple(b.shape)}")
     x0, y0, x1, y1 = b.unbind(-1)
-    if not ((x0 < x1) & (y0 < y1)).all(): raise ValueError(f"box={b.tolist()} is empty or inverted: need x0 < x1 and y0 < y1")
+    if b.device.type != "meta" and not ((x0 < x1) & (y0 < y1)).all(): raise ValueError(f"box={b.tolist()} is empty or inverted: need x0 < x1 and y0 < y1")
     if not alpha > 0: raise ValueError(f"alpha={alpha!r} must be positive")
     cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, alpha * (x1 - x0) / 2, alpha * (y1 - y0) / 2
     H, W = image_hw
@@ -31,13 +31,13 @@ def localized_mask(box, # placement box (x0, y0, x1, y1) in target pixels, or a 
                    image_hw:tuple[int, int], # (height, width) of the target in pixels, multiples of `patch`
                    alpha:float=1., # dilation factor α
                    patch:int=16, # pixels per token
-                  ) -> torch.Tensor: # (N,) or (B, N) float mask, tokens row-major
+                  ) -> torch.Tensor: # (N,) or (B, N) float mask, tokens row-major, on the device of `box` if it is a tensor
     "M of Algorithm 1: 1. for tokens whose centre lies in the `alpha`-dilated box, else 0."
     H, W = image_hw
     if H <= 0 or W <= 0 or H % patch or W % patch:
         raise ValueError(f"image_hw={tuple(image_hw)!r} must be positive multiples of patch={patch}")
     x0, y0, x1, y1 = (v[..., None] for v in dilate_box(box, alpha, image_hw).unbind(-1))
-    ys, xs = (torch.arange(H // patch, dtype=torch.float64) + .5) * patch, (torch.arange(W // patch, dtype=torch.float64) + .5) * patch
+    ys, xs = ((torch.arange(n, dtype=torch.float64, device=x0.device) + .5) * patch for n in (H // patch, W // patch))
     rows, cols = (ys >= y0) & (ys <= y1), (xs >= x0) & (xs <= x1)
     return (rows[..., :, None] & cols[..., None, :]).flatten(-2).float()
 

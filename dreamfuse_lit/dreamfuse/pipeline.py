@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 import numpy as np
 import torch
+from PIL import Image
 from fastcore.basics import patch
 from safetensors.torch import load_file, save_file
 from peft.utils import get_peft_model_state_dict
@@ -21,7 +22,9 @@ from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_tim
 from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
 from .dit import pack_latents, vae_encode, vae_decode, add_image_tags, dreamfuse_forward
 from ..core.zoo import resolve
-from .conditions import FusionInputs, prepare_fusion
+from .conditions import FusionInputs, prepare_fusion, _as_image
+from .positions import AFFINES
+from .released import LAYOUTS, PIPELINE_PRESETS, lora_folder, is_peft_lora, load_peft_lora, write_peft_lora, released_bucket
 
 # %% ../../nbs/24_pipeline.ipynb #b4594a55
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
@@ -30,14 +33,17 @@ IMAGE_TAGS_NAME = "image_tags.safetensors"
 def save_dreamfuse_lora(transformer, # `FluxTransformer2DModel` with a peft LoRA adapter and `image_tags`
                         save_directory, # directory to write into (created if missing)
                         adapter_name:str="default", # the adapter to save
+                        layout:str="diffusers", # "diffusers" (ours) or "peft" (the released adapter's)
                        )->Path: # `save_directory`
     "Write the transformer's LoRA (diffusers format) and image tags (`image_tags.safetensors`) into `save_directory`."
+    if layout not in LAYOUTS: raise ValueError(f"layout={layout!r} is not one of {LAYOUTS}")
     if not hasattr(transformer, "image_tags"):
         raise ValueError("the transformer has no image_tags: DreamFuse weights are a LoRA and image tags (see `add_image_tags`)")
     state = get_peft_model_state_dict(transformer, adapter_name=adapter_name)
     tags = state.pop("image_tags.weight", None)
     if tags is None: tags = transformer.image_tags.weight
     config = transformer.peft_config[adapter_name].to_dict() | dict(modules_to_save=None)
+    if layout == "peft": return write_peft_lora(save_directory, state, tags, config)
     FluxPipeline.save_lora_weights(save_directory, transformer_lora_layers=state, weight_name=LORA_WEIGHT_NAME,
                                    transformer_lora_adapter_metadata=config)
     save_file({"weight": tags.detach().contiguous().cpu()}, Path(save_directory) / IMAGE_TAGS_NAME)
@@ -57,6 +63,7 @@ OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
 class DreamFusePipeline(FluxPipeline):
     "FLUX pipeline that fuses a foreground into a background at a placement box."
+    preset = "default" # the call's defaults, a name in `PIPELINE_PRESETS`; `load_dreamfuse_lora` sets it
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, # `"tiny"`, a hub id (e.g. `FLUX_ID`) or a local directory
@@ -67,22 +74,20 @@ class DreamFusePipeline(FluxPipeline):
 # %% ../../nbs/24_pipeline.ipynb #260fa198
 @patch
 def encode_conditions(self:DreamFusePipeline, fusion:FusionInputs, # prepared conditions
-                      generator:torch.Generator|None=None, # for the VAE's latent sample
                      )->tuple[torch.Tensor, torch.Tensor]: # foreground and background tokens, each (1, N, C)
-    "VAE-encode and pack the foreground and background conditions."
+    "VAE-encode (the posterior's mode, as training caches it) and pack the foreground and background conditions."
     x = torch.stack([torch.from_numpy(np.array(im)) for im in (fusion.foreground, fusion.background)])
-    z = vae_encode(self.vae, x.permute(0, 3, 1, 2).float() / 255, generator)
+    z = vae_encode(self.vae, x.permute(0, 3, 1, 2).float() / 255, sample_mode="argmax")
     tokens, _ = pack_latents(z.to(self.transformer.dtype))
     return tokens[:1], tokens[1:]
 
 @patch
 def prepare_conditions(self:DreamFusePipeline, fusion:FusionInputs, # prepared conditions
                        batch_size:int, # samples generated at once
-                       generator:torch.Generator|None=None, # for the VAE's latent sample
                       )->tuple: # target ids, (foreground ids, background ids), (foreground tokens, background tokens)
     "The three images' float32 position ids, and the conditions' tokens repeated for `batch_size` samples."
     ids, fg_ids, bg_ids = (i.to(self._execution_device) for i in fusion.position_ids(self.vae_scale_factor * 2))
-    fg, bg = (c.expand(batch_size, -1, -1) for c in self.encode_conditions(fusion, generator))
+    fg, bg = (c.expand(batch_size, -1, -1) for c in self.encode_conditions(fusion))
     return ids, (fg_ids, bg_ids), (fg, bg)
 
 # %% ../../nbs/24_pipeline.ipynb #f3c62b96
@@ -137,8 +142,13 @@ def denoise(self:DreamFusePipeline, latents:torch.Tensor, # packed noise, (B, N,
     return latents
 
 # %% ../../nbs/24_pipeline.ipynb #ffe729c7
+def _call_options(preset, **given) -> dict:
+    "The options of `PIPELINE_PRESETS[preset]`, with those `given` (not None) in their place."
+    if preset not in PIPELINE_PRESETS: raise ValueError(f"preset={preset!r} is not one of {list(PIPELINE_PRESETS)}")
+    return PIPELINE_PRESETS[preset] | {k: v for k, v in given.items() if v is not None}
+
 def _check_call(prompt, num_inference_steps, guidance_scale, height, width, max_pixels, num_images_per_prompt,
-                output_type, max_sequence_length):
+                output_type, max_sequence_length, prompt_embeds=None, pooled_prompt_embeds=None, text_strength=1, affine="exact"):
     "A `ValueError` naming the first bad argument of `DreamFusePipeline.__call__`; the images and the box are `prepare_fusion`'s."
     if not isinstance(prompt, str): raise ValueError(f"prompt must be a string (one fusion per call), got {type(prompt).__name__}")
     _whole("num_inference_steps", num_inference_steps, 1)
@@ -149,7 +159,21 @@ def _check_call(prompt, num_inference_steps, guidance_scale, height, width, max_
     _whole("max_pixels", max_pixels, 1)
     _whole("num_images_per_prompt", num_images_per_prompt, 1)
     _whole("max_sequence_length", max_sequence_length, 1, 512)
+    _whole("text_strength", text_strength, 1)
+    if affine not in AFFINES: raise ValueError(f"affine={affine!r} is not one of {AFFINES}")
     if output_type not in OUTPUT_TYPES: raise ValueError(f"output_type={output_type!r} is not one of {OUTPUT_TYPES}")
+    if (prompt_embeds is None) != (pooled_prompt_embeds is None): raise ValueError("prompt_embeds and pooled_prompt_embeds must be given together")
+    if prompt_embeds is None: return
+    if prompt: raise ValueError(f"prompt={prompt!r} and prompt_embeds are both given: pass one")
+    if prompt_embeds.ndim != 3 or len(prompt_embeds) != 1 or tuple(pooled_prompt_embeds.shape[:1]) != (1,):
+        raise ValueError(f"prompt_embeds must be (1, L, D) and pooled_prompt_embeds (1, D), got {tuple(prompt_embeds.shape)} and {tuple(pooled_prompt_embeds.shape)}")
+
+def _resized(images:list, size:tuple, output_type:str, processor):
+    "PIL `images` resized to `size` (bicubic, as the released code), returned as `output_type`."
+    images = [im.resize(size, Image.BICUBIC) for im in images]
+    if output_type == "pil": return images
+    arr = processor.pil_to_numpy(images)
+    return arr if output_type == "np" else processor.numpy_to_pt(arr)
 
 @patch
 @torch.no_grad()
@@ -161,7 +185,7 @@ def __call__(self:DreamFusePipeline,
              prompt:str="", # text prompt; DreamFuse is mostly trained with the empty one
              num_inference_steps:int=28, # Euler steps
              guidance_scale:float=3.5, # FLUX.1-dev's embedded guidance
-             generator:torch.Generator|None=None, # seeds the noise and the conditions' VAE sample
+             generator:torch.Generator|None=None, # seeds the noise
              height:int|None=None, # output height, a multiple of 16; default from `width` and the background's aspect, or `generation_size`
              width:int|None=None, # output width, a multiple of 16; default from `height` and the background's aspect, or `generation_size`
              max_pixels:int=1024*1024, # pixel cap for the default size
@@ -169,33 +193,52 @@ def __call__(self:DreamFusePipeline,
              output_type:str="pil", # "pil", "np", "pt" (B, 3, H, W) in [0, 1], or "latent" (packed, B×N×C)
              return_dict:bool=True, # a `FluxPipelineOutput`, else a tuple
              joint_attention_kwargs:dict|None=None, # e.g. {"scale": s} for the LoRA
-             max_sequence_length:int=512, # T5 tokens
+             max_sequence_length:int|None=None, # T5 tokens; None: the preset's (512, released: 256)
+             prompt_embeds:torch.Tensor|None=None, # (1, L, D) T5 embeddings in place of `prompt` (e.g. cached ones)
+             pooled_prompt_embeds:torch.Tensor|None=None, # (1, D) pooled CLIP embedding, with `prompt_embeds`
+             preset:str|None=None, # a name in `PIPELINE_PRESETS`; None: the pipeline's `preset`
+             affine:str|None=None, # the foreground's positional affine, "exact" or "released"; None: the preset's
+             text_strength:int|None=None, # times the T5 embeddings are repeated; None: the preset's (1)
             ):
     "Fuse `foreground` into `background` at `box`."
-    _check_call(prompt, num_inference_steps, guidance_scale, height, width, max_pixels, num_images_per_prompt, output_type, max_sequence_length)
-    fusion = prepare_fusion(foreground, background, box, mask, height, width, max_pixels)
+    opts = _call_options(preset or self.preset, affine=affine, max_sequence_length=max_sequence_length, text_strength=text_strength)
+    _check_call(prompt, num_inference_steps, guidance_scale, height, width, max_pixels, num_images_per_prompt, output_type, opts["max_sequence_length"],
+                prompt_embeds, pooled_prompt_embeds, opts["text_strength"], opts["affine"])
+    background_size = _as_image(background, "background").size
+    if opts["bucket_scale"] and height is None and width is None: width, height = released_bucket(*background_size, opts["bucket_scale"])
+    fusion = prepare_fusion(foreground, background, box, mask, height, width, max_pixels, opts["affine"])
     (width, height), device, dtype = fusion.size, self._execution_device, self.transformer.dtype
     self._joint_attention_kwargs = joint_attention_kwargs or {}
     prompt_embeds, pooled, text_ids = self.encode_prompt(
-        prompt=prompt, prompt_2=None, device=device, num_images_per_prompt=num_images_per_prompt,
-        max_sequence_length=max_sequence_length, lora_scale=self._joint_attention_kwargs.get("scale"))
+        prompt=prompt, prompt_2=None, device=device, num_images_per_prompt=num_images_per_prompt, prompt_embeds=prompt_embeds,
+        pooled_prompt_embeds=pooled_prompt_embeds, max_sequence_length=opts["max_sequence_length"], lora_scale=self._joint_attention_kwargs.get("scale"))
+    prompt_embeds, pooled = (e.to(device).expand(num_images_per_prompt, *e.shape[1:]) for e in (prompt_embeds, pooled))
+    prompt_embeds, text_ids = prompt_embeds.repeat(1, opts["text_strength"], 1), text_ids.repeat(opts["text_strength"], 1)
     latents, _ = self.prepare_latents(num_images_per_prompt, self.transformer.config.in_channels // 4, height,
                                       width, dtype, device, generator)
-    ids, cond_ids, conds = self.prepare_conditions(fusion, latents.shape[0], generator)
+    ids, cond_ids, conds = self.prepare_conditions(fusion, latents.shape[0])
     timesteps = self.flow_timesteps(num_inference_steps, latents.shape[1], device)
     latents = self.denoise(latents, ids, timesteps, prompt_embeds, pooled, text_ids, conds, cond_ids, guidance_scale)
     if output_type == "latent": image = latents
     else:
         image = vae_decode(self.vae, self._unpack_latents(latents, height, width, self.vae_scale_factor))
-        image = self.image_processor.postprocess(image, output_type, do_denormalize=[False] * latents.shape[0])
+        resize = opts["resize_output"] and background_size != fusion.size
+        image = self.image_processor.postprocess(image, "pil" if resize else output_type, do_denormalize=[False] * latents.shape[0])
+        if resize: image = _resized(image, background_size, output_type, self.image_processor)
     self.maybe_free_model_hooks()
     return FluxPipelineOutput(images=image) if return_dict else (image,)
 
 # %% ../../nbs/24_pipeline.ipynb #d80f16b1
 @patch
-def load_dreamfuse_lora(self:DreamFusePipeline, path, # directory written by `save_dreamfuse_lora`
+def load_dreamfuse_lora(self:DreamFusePipeline, path, # a folder or hub id: ours (`save_dreamfuse_lora`) or the released adapter, e.g. "LL3RD/DreamFuse"
                         adapter_name:str|None=None, # peft adapter name; diffusers picks one if None
-                        **kwargs): # passed to `load_lora_weights`
-    "Load DreamFuse weights: the LoRA with `load_lora_weights`, then the image tags."
-    self.load_lora_weights(path, weight_name=LORA_WEIGHT_NAME, adapter_name=adapter_name, **kwargs)
-    load_image_tags(self.transformer, path)
+                        preset:str|None=None, # the call preset to select; None: "released" for the released layout, else "default"
+                        **kwargs): # passed to `load_lora_weights` (our layout) or `load_lora_adapter` (the released one)
+    "Load DreamFuse weights in either layout: the LoRA as a diffusers LoRA, the image tags, and the matching call preset."
+    if preset is not None: _call_options(preset)
+    folder = lora_folder(path)
+    if released := is_peft_lora(folder): load_peft_lora(self.transformer, folder, adapter_name, _pipeline=self, **kwargs)
+    else:
+        self.load_lora_weights(folder, weight_name=LORA_WEIGHT_NAME, adapter_name=adapter_name, **kwargs)
+        load_image_tags(self.transformer, folder)
+    self.preset = preset or ("released" if released else "default")

@@ -13,12 +13,13 @@ import torch
 from PIL import Image
 from fastcore.basics import patch
 from peft import LoraConfig
-from diffusers.training_utils import cast_training_params
+from diffusers.training_utils import cast_training_params, free_memory
 from .dit import pack_latents, add_image_tags
 from .flow import sample_timesteps, flow_matching_loss, drop_prompt_embeds
+from .released import released_timesteps
 from .pipeline import DreamFusePipeline, save_dreamfuse_lora
 from .dataset import (SCALES, NEGATIVE_FEATHER, TripletDataset, BucketBatchSampler, collate, bucket_size)
-from .latents import LatentCache, cache_manifest
+from .latents import LatentCache, cache_manifest, wait_group, gather_failed
 from ..world.manifest import load_row_images
 from ..core.files import data_path
 from ..core.zoo import load_flux_pipeline, resolve, cache_dir
@@ -52,7 +53,7 @@ class SFTTask:
     lora_alpha:float|None = None # LoRA alpha; None = the rank (released code)
     text_dropout:float = .99 # probability of training a sample with the empty prompt (released code: 0.99)
     scales:tuple = SCALES # bucket scales drawn per item and epoch (supplement: 512, 768, 1024)
-    timestep_sampler:str = "uniform" # "uniform" (released code) or "logit_normal"
+    timestep_sampler:str = "uniform" # "uniform", "logit_normal", or "released" (1000 discrete values, as the released code)
     guidance:float = 1. # guidance embedding during training, for guidance-distilled FLUX.1-dev
     max_sequence_length:int = 512 # T5 tokens (FLUX.1-dev: 512; the tiny T5: 64 at most)
     cache_dir:str|None = None # latent cache; default: the zoo's cache folder / "latents"
@@ -61,6 +62,9 @@ class SFTTask:
     sample_steps:int = 28 # Euler steps of a validation fusion
     sample_guidance:float = 3.5 # guidance scale of a validation fusion
     sample_scale:int|None = None # bucket scale of validation fusions; default: the smallest of `scales`
+    buckets:str = "aspect" # bucket rule: "aspect" (keeps the aspect) or "released" (the released code's fixed buckets)
+    affine:str = "exact" # the foreground's positional affine: "exact", or "released" (the released code's ids)
+    fp32_trainable:bool = True # train the LoRA and tags in float32; False keeps them in the run's dtype (bf16, as the released code)
 
     sample_cols = 3
 
@@ -81,7 +85,7 @@ def build(self:SFTTask, cfg, accelerator) -> FusionModule:
     self.pipe.set_progress_bar_config(disable=True)
     transformer = self.pipe.transformer.requires_grad_(False)
     self.add_adapters(transformer, cfg)
-    cast_training_params(transformer, torch.float32)
+    cast_training_params(transformer, torch.float32 if self.fp32_trainable else weight_dtype(accelerator))
     if cfg.gradient_checkpointing: transformer.enable_gradient_checkpointing()
     self.model_id = resolve(cfg.pretrained, "flux")
     return FusionModule(transformer, self.loss)
@@ -91,11 +95,16 @@ def build(self:SFTTask, cfg, accelerator) -> FusionModule:
 def data(self:SFTTask, cfg, accelerator) -> tuple:
     "The manifest's triplets with cached latents, this rank's bucket batches, and the collate function."
     manifest = cfg.data or data_path("demo", "manifest.jsonl")
-    ds = TripletDataset(manifest, self.scales, self.feather, max_sequence_length=self.max_sequence_length)
+    ds = TripletDataset(manifest, self.scales, self.feather, max_sequence_length=self.max_sequence_length, buckets=self.buckets, affine=self.affine)
     cache = LatentCache(self.cache_dir or cache_dir() / "latents", self.model_id)
-    cache_manifest(ds, self.pipe, cache, rank=accelerator.process_index, world_size=accelerator.num_processes,
-                   max_sequence_length=self.max_sequence_length, progress=accelerator.is_local_main_process)
-    accelerator.wait_for_everyone()
+    group = wait_group()  # before the work, while the ranks are in step
+    report = cache_manifest(ds, self.pipe, cache, rank=accelerator.process_index, world_size=accelerator.num_processes,
+                            max_sequence_length=self.max_sequence_length, progress=accelerator.is_local_main_process)
+    if failed := gather_failed(report["failed"], group):
+        accelerator.print(f"dropped {len(failed)} rows that could not be cached:\n" + "\n".join(failed[i] for i in sorted(failed)))
+    ds.drop(failed)
+    self.pipe.text_encoder = self.pipe.text_encoder_2 = None  # every prompt is cached: T5 and CLIP are not needed again
+    free_memory()
     empty = cache.load(cache.prompt_key("", self.max_sequence_length))
     self.empty_prompt = (empty["prompt_embeds"][None], empty["pooled_prompt_embeds"][None])
     ds.cache, self.dataset = cache, ds
@@ -112,7 +121,7 @@ def inputs(self:SFTTask, transformer, batch, generator) -> dict:
     embeds, pooled = drop_prompt_embeds(batch["prompt_embeds"].to(dev, dt), batch["pooled_prompt_embeds"].to(dev, dt),
                                         self.empty_prompt, self.text_dropout, generator)
     b = len(embeds)
-    t = sample_timesteps(b, self.timestep_sampler, generator=generator).to(dev)
+    t = (released_timesteps(b, generator) if self.timestep_sampler == "released" else sample_timesteps(b, self.timestep_sampler, generator=generator)).to(dev)
     noise = torch.randn(lat["target"].shape, generator=generator).to(dev, dt)
     guidance = torch.full((b,), self.guidance, device=dev) if transformer.config.guidance_embeds else None
     return dict(lat=lat, embeds=embeds, pooled=pooled, t=t, noise=noise, guidance=guidance, txt_ids=batch["text_ids"][0].to(dev))
@@ -140,10 +149,11 @@ def sample(self:SFTTask, module, cfg) -> list:
     out, ds, scale = [], self.dataset, self.sample_scale or min(self.scales)
     for i in range(min(self.sample_count, len(ds))):
         row, ims = ds.rows[i], load_row_images(ds.rows[i], ds.manifest)
-        w, h = bucket_size(*ds.sizes[i], scale)
+        w, h = bucket_size(*ds.sizes[i], scale, rule=self.buckets)
         fused = pipe(ims["foreground"], ims["background"], row["box"], ims["foreground_mask"], height=h, width=w,
-                     num_inference_steps=self.sample_steps, guidance_scale=self.sample_guidance,
-                     generator=torch.Generator().manual_seed(cfg.seed), max_sequence_length=self.max_sequence_length).images[0]
+                     num_inference_steps=self.sample_steps, guidance_scale=self.sample_guidance, affine=self.affine,
+                     generator=torch.Generator().manual_seed(cfg.seed), prompt_embeds=self.empty_prompt[0],
+                     pooled_prompt_embeds=self.empty_prompt[1]).images[0]
         out += [Image.fromarray(ims["background"]).resize((w, h)), fused, Image.fromarray(ims["fused"]).resize((w, h))]
     return out
 
