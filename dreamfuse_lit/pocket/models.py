@@ -7,22 +7,22 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/pocket_models.html.md"""
 # %% auto #0
 __all__ = ['POCKET_SIZE', 'POCKET_SEQUENCE_LENGTH', 'POCKET_CONFIG', 'pocket_tokenizers', 'new_pocket_pipeline']
 
-# %% ../../nbs/40_pocket_models.ipynb #6aa809d0
+# %% ../../nbs/40_pocket_models.ipynb #ae41b0ad
 import copy
 import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
 from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 from ..core.configs import tiny_clip_tokenizer, tiny_t5_tokenizer, tiny_config
 
-# %% ../../nbs/40_pocket_models.ipynb #42423fda
+# %% ../../nbs/40_pocket_models.ipynb #75a3e363
 POCKET_SIZE = 128 # pixels per side of the pocket world's images
 POCKET_SEQUENCE_LENGTH = 48 # T5 tokens per prompt: the world's longest prompts take about 35
 POCKET_CONFIG = dict(
-    transformer=dict(patch_size=1, in_channels=16, num_layers=2, num_single_layers=4, attention_head_dim=32,
+    transformer=dict(patch_size=1, in_channels=64, num_layers=2, num_single_layers=4, attention_head_dim=32,
                      num_attention_heads=4, joint_attention_dim=64, pooled_projection_dim=64, axes_dims_rope=[8, 12, 12],
                      guidance_embeds=False),
     vae=dict(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-             block_out_channels=(16, 32, 64, 64), layers_per_block=1, norm_num_groups=8, latent_channels=4,
+             block_out_channels=(16, 32, 64, 64), layers_per_block=1, norm_num_groups=8, latent_channels=16,
              sample_size=POCKET_SIZE, use_quant_conv=False, use_post_quant_conv=False,
              scaling_factor=1., shift_factor=0.),  # the VAE's training measures these two on the data
     text_encoder=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77),
@@ -30,12 +30,12 @@ POCKET_CONFIG = dict(
                         feed_forward_proj="gated-gelu"),
     scheduler=tiny_config("flux")["scheduler"])
 
-# %% ../../nbs/40_pocket_models.ipynb #80957be8
+# %% ../../nbs/40_pocket_models.ipynb #612a1100
 def pocket_tokenizers(words:list[str]) -> tuple:
     "(CLIP tokenizer, T5 tokenizer) that spell each of `words` as one token."
     return tiny_clip_tokenizer(words), tiny_t5_tokenizer(words)
 
-# %% ../../nbs/40_pocket_models.ipynb #162a8e5f
+# %% ../../nbs/40_pocket_models.ipynb #dd446f9b
 def new_pocket_pipeline(words:list[str], # the world's vocabulary (`prompt_words` of the training manifest)
                         vae:AutoencoderKL|None=None, # a trained VAE; None = a random one
                         seed:int=0, # seeds the random transformer and text encoders
