@@ -11,7 +11,7 @@ DEMO ?= nbs/train_ldpo.ipynb
 export HF_HUB_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: install readme test sync-check demo clean
+.PHONY: install readme test sync-check demo docs pocket gpu-check clean
 
 install: $(STAMP)
 
@@ -44,5 +44,20 @@ demo: $(STAMP)
 	$(BIN)/papermill --cwd . $(DEMO) runs/$(notdir $(DEMO))
 	@echo "executed notebook: runs/$(notdir $(DEMO))"
 
+# The documentation site, from the notebooks' stored outputs (nothing is executed), into _site/; view it with
+# `python -m http.server -d _site`. .github/workflows/pages.yml runs the same target and publishes _site/.
+docs: $(STAMP)
+	$(BIN)/python tools/docs.py
+
+# Retrain every pocket model from scratch (nbs/43_pocket_build.ipynb): seeded, and resumable by running it again.
+pocket: $(STAMP)
+	$(BIN)/python -m dreamfuse_lit.pocket.build --work runs/pocket
+
+# The one prepared script for a lent GPU (DEVELOPERS.md): bf16 equivalence, SFT/LDPO steps, the pipeline with and without
+# CPU offload, ComFusion vs DreamBooth; results in bench/results/<device>-<date>.{json,md}. GPU_CHECK_FLAGS=--dry-run
+# runs the same code on CPU with small shapes.
+gpu-check: $(STAMP)
+	$(BIN)/python bench/gpu_check.py $(GPU_CHECK_FLAGS)
+
 clean:
-	rm -rf runs _docs _proc
+	rm -rf runs _docs _proc _site

@@ -20,10 +20,15 @@ prior_steps=1, in a preparing subprocess, through the same `task.data`) and reus
 `--warmup` steps untimed, then the median of `--steps` timed steps.
 Peak memory: on a GPU torch.cuda.max_memory_allocated; on CPU the peak RSS (VmHWM, reset after the imports) minus the RSS
 after the imports, so the weights, gradients, AdamW state and activations all count. Full fine-tuning (the paper's,
-UNet + text encoder trained, ~1.0B trainable parameters) needs ~17 GB of RAM on CPU before activations; `--lora`
-(rank 4, text encoder frozen) needs ~5 GB.
+UNet + text encoder trained, ~1.0B trainable parameters) needs ~17 GB of RAM on CPU before activations, more than a
+24 GB machine has once activations at 512 px join; LoRA (rank 4, text encoder frozen) needs ~5 GB. So the defaults
+follow the device: on a GPU the paper's setting (full fine-tuning at 512 px), on CPU LoRA at 256 px; `--full`,
+`--lora` and `--resolution` choose explicitly.
+FLOPs: one more step of each variant under torch.utils.flop_counter.FlopCounterMode (matrix products, convolutions and
+attention; elementwise work is not counted), so that each time ratio stands beside the FLOP ratio a perfectly efficient
+implementation would reach (`flop_ratio_comfusion_vs_dreambooth`).
 
-    python bench/comfusion_step.py [--resolution 512] [--steps 3] [--warmup 1] [--lora] [--bf16] [--variants a,b]
+    python bench/comfusion_step.py [--resolution 512] [--steps 3] [--warmup 1] [--lora | --full] [--bf16] [--variants a,b]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 from peak_memory import reset_peak_rss, status_mb  # bench/peak_memory.py (this folder is on sys.path)
@@ -88,13 +93,18 @@ def _build_taesd(d):
 
 BUILDERS = dict(sd15=_build_sd15, dino=_build_dino, clip=_build_clip, taesd=_build_taesd)
 
-def model_dirs(models_dir) -> dict:
-    return {k: Path(models_dir) / f"{k}-random-v{MODELS_VERSION}" for k in BUILDERS}
+def model_dirs(models_dir, small=False) -> dict:
+    "The random models' folders; with `small`, the zoo's tiny SD, DINO and CLIP (for dry runs: same code, small shapes)."
+    dirs = {k: Path(models_dir) / f"{k}-random-v{MODELS_VERSION}" for k in BUILDERS}
+    if small:
+        from dreamfuse_lit.core.zoo import resolve
+        dirs.update(sd15=Path(resolve("tiny", "sd")), dino=Path(resolve("tiny", "dino")), clip=Path(resolve("tiny", "clip")))
+    return dirs
 
-def build_models(models_dir) -> dict:
+def build_models(models_dir, small=False) -> dict:
     "Write each random model once (atomically, via `zoo.build_once`) and return their directories."
     from dreamfuse_lit.core.zoo import build_once
-    dirs = model_dirs(models_dir)
+    dirs = model_dirs(models_dir, small)
     for k, d in dirs.items():
         if not d.is_dir():
             t0 = time.perf_counter(); build_once(d, BUILDERS[k])
@@ -108,7 +118,7 @@ def make_task(variant, a, dirs):
     from dreamfuse_lit.comfusion.task import ComFusionTask, dreambooth_task
     kind = "class" if variant == "dreambooth" else "class_scene"
     mp = "bf16" if a.bf16 else "no"
-    prior_dir = Path(a.models_dir) / f"priors-{kind}-r{a.resolution}-{mp}-n{a.num_priors}-s{a.prior_steps}"
+    prior_dir = Path(a.models_dir) / f"priors-{kind}-r{a.resolution}-{mp}-n{a.num_priors}-s{a.prior_steps}{'-small' * a.small}"
     common = dict(num_priors=a.num_priors, prior_steps=a.prior_steps, prior_dir=str(prior_dir), resolution=a.resolution,
                   dino=str(dirs["dino"]), clip=str(dirs["clip"]), tiny_decoder=str(dirs["taesd"]),
                   lora_rank=4 if a.lora else 0, train_text_encoder=not a.lora)
@@ -128,7 +138,7 @@ def _accelerator(cfg):
 def prepare(a):
     "Build the models and draw both prior sets (class and class-scene) through `task.build` + `task.data`."
     import torch
-    dirs = build_models(a.models_dir)
+    dirs = build_models(a.models_dir, a.small)
     with tempfile.TemporaryDirectory(prefix="comfusion_bench_") as out:
         cfg = make_config(a, dirs, out)
         acc = _accelerator(cfg)
@@ -148,7 +158,7 @@ def run_variant(variant, a):
     if a.device == "cuda" and not gpu: raise RuntimeError("--device cuda: torch sees no CUDA device")
     base_rss = reset_peak_rss()
     if gpu: torch.cuda.reset_peak_memory_stats()
-    dirs = model_dirs(a.models_dir)
+    dirs = model_dirs(a.models_dir, a.small)
     with tempfile.TemporaryDirectory(prefix="comfusion_bench_") as out:
         cfg = make_config(a, dirs, out)
         acc = _accelerator(cfg)
@@ -183,7 +193,9 @@ def run_variant(variant, a):
             print(f"{variant} step {k} ({'warmup' if k < a.warmup else 'timed'}): {dt:.2f} s wall, {dc:.2f} s CPU",
                   file=sys.stderr, flush=True)
         peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else status_mb("VmHWM") - base_rss
-        return dict(variant=variant, device=torch.cuda.get_device_name() if gpu else f"cpu ({torch.get_num_threads()} threads)",
+        from torch.utils.flop_counter import FlopCounterMode
+        with FlopCounterMode(display=False) as counter: step(a.warmup + a.steps)  # after the peak is read: counting allocates too
+        return dict(gflops=counter.get_total_flops() / 1e9, variant=variant, device=torch.cuda.get_device_name() if gpu else f"cpu ({torch.get_num_threads()} threads)",
                     resolution=task.resolution, batch_size=cfg.batch_size, sec_per_step=statistics.median(times), step_times=times,
                     cpu_sec_per_step=statistics.median(cpu_times),
                     setup_s=setup_s, peak_mb=peak, trainable_params_m=sum(p.numel() for p in params) / 1e6, last_losses=losses,
@@ -193,21 +205,29 @@ def run_variant(variant, a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--resolution", type=int, default=512, help="training resolution (SD 1.5: 512)")
+    ap.add_argument("--resolution", type=int, help="training resolution (default: SD 1.5's 512 on a GPU, 256 on CPU)")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per variant (the median is reported)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps before them")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="cpu hides the GPUs from the variants")
     ap.add_argument("--models-dir", default="/tmp/dreamfuse_bench_models", help="cache of the random models and priors")
-    ap.add_argument("--lora", action="store_true", help="LoRA rank 4 on the UNet (text encoder frozen) instead of full fine-tuning")
+    ap.add_argument("--lora", action="store_true", help="LoRA rank 4 on the UNet (text encoder frozen) instead of full fine-tuning (default on CPU)")
+    ap.add_argument("--full", action="store_true", help="full fine-tuning of UNet + text encoder (default on a GPU)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast, frozen weights in bf16 (TrainConfig.mixed_precision='bf16')")
     ap.add_argument("--gradient-checkpointing", action="store_true", help="TrainConfig.gradient_checkpointing in every variant")
     ap.add_argument("--batch-size", type=int, default=1, help="instance images per step (each with one prior)")
     ap.add_argument("--num-priors", type=int, default=2, help="prior images drawn once and reused")
     ap.add_argument("--prior-steps", type=int, default=1, help="DDIM steps of a prior image")
+    ap.add_argument("--small", action="store_true", help="the zoo's tiny SD, DINO and CLIP in place of the real shapes (dry runs)")
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.variant is None and not a.prepare:  # the driver fills in the device's defaults and passes them on explicitly
+        import torch
+        gpu = torch.cuda.is_available() and a.device != "cpu"
+        if a.lora and a.full: ap.error("--lora and --full exclude each other")
+        a.lora = a.lora or not (a.full or gpu)
+        a.resolution = a.resolution or (512 if gpu else 256)
     if a.variant:
         print(json.dumps(run_variant(a.variant, a))); return
     if a.prepare:
@@ -219,7 +239,7 @@ def main():
     if a.device == "cpu": env["CUDA_VISIBLE_DEVICES"] = ""
     passed = [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items()
               if k in ("resolution", "steps", "warmup", "device", "models_dir", "batch_size", "num_priors", "prior_steps")]
-    passed += [f"--{k.replace('_', '-')}" for k in ("lora", "bf16", "gradient_checkpointing") if getattr(a, k)]
+    passed += [f"--{k.replace('_', '-')}" for k in ("lora", "bf16", "gradient_checkpointing", "small") if getattr(a, k)]
     run = lambda extra: subprocess.run([sys.executable, __file__, *passed, *extra], check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
     t0 = time.perf_counter()
     run(["--prepare"])
@@ -227,7 +247,7 @@ def main():
     res = {}
     for v in variants:
         res[v] = r = json.loads(run(["--variant", v]).strip().splitlines()[-1])
-        print(f"{v:>32}: {r['sec_per_step']:.2f} s/step (steps {', '.join(f'{t:.2f}' for t in r['step_times'])}; "
+        print(f"{v:>32}: {r['sec_per_step']:.2f} s/step, {r['gflops']:.3f} GFLOP/step (steps {', '.join(f'{t:.2f}' for t in r['step_times'])}; "
               f"CPU time {r['cpu_sec_per_step']:.2f} s), "
               f"peak {r['peak_mb']:.0f} MiB, {r['trainable_params_m']:.1f}M trainable, setup {r['setup_s']:.0f} s", flush=True)
     db, r0 = res["dreambooth"], res[variants[0]]
@@ -252,7 +272,12 @@ def main():
         print(f"time_ratio_{v.replace('-', '_')}_vs_dreambooth: {res[v]['sec_per_step'] / db['sec_per_step']:.2f}")
     if cpu and "comfusion" in res:
         print(f"cpu_time_ratio_comfusion_vs_dreambooth: {res['comfusion']['cpu_sec_per_step'] / db['cpu_sec_per_step']:.2f}")
+    for v in res:
+        if v == "dreambooth": continue
+        print(f"flop_ratio_{v.replace('-', '_')}_vs_dreambooth: {res[v]['gflops'] / db['gflops']:.2f}")
     if "comfusion" in res:
         print(f"time_ratio_comfusion_vs_dreambooth: {res['comfusion']['sec_per_step'] / db['sec_per_step']:.2f}")
+        t, f = res['comfusion']['sec_per_step'] / db['sec_per_step'], res['comfusion']['gflops'] / db['gflops']
+        print(f"time_over_flop_ratio_comfusion: {t / f:.2f}")
 
 if __name__ == "__main__": main()

@@ -1,23 +1,30 @@
 """One training step of stage 1 (SFT) against one of stage 2 (LDPO), with the reference as a second adapter or as a deep copy.
 
-Three variants, each in a fresh subprocess so that its peak memory is its own:
+Four variants, each in a fresh subprocess so that its peak memory is its own:
 - sft: LoRA r=16 + image tags, `flow_matching_loss` on one target (forward + backward + AdamW);
 - ldpo: `add_ldpo_adapters` (one shared base, a trainable policy and a frozen reference adapter) and `ldpo_step_loss`
   on a (winner, loser) pair: a no-grad reference forward and a policy forward + backward, both at batch 2;
+- two_pass: the same LDPO step with `backward="two_pass"`: a no-grad pass over both branches gives the per-pair
+  coefficient, then winner and loser are run and backpropagated one at a time (peak: one branch's activations);
 - naive: the same LDPO step with the reference as `copy.deepcopy` of the LoRA'd transformer (same FLOPs, a second copy
   of the base weights).
-On CPU peak memory is the peak RSS minus the RSS right after the imports (the model is built after that, so its weights
+FLOPs: one step (forward + backward) of each variant under torch.utils.flop_counter.FlopCounterMode, which counts the
+matrix products and attention (elementwise work is not counted); the FLOP ratio is the time ratio a perfectly efficient
+implementation would reach. On CPU peak memory is the peak RSS minus the RSS right after the imports (the model is built after that, so its weights
 count); on a GPU it is torch.cuda.max_memory_allocated. The model is a mid-size random FLUX-shaped transformer (inner
 dim 512, 2 double and 4 single blocks, ~0.15 GB of float32 weights) at 256x256 (256 tokens per image, three images) with
 a 64-token prompt on CPU; on a GPU the same model in bf16 at 512x512 with a 512-token prompt.
 
     python bench/ldpo_step.py [--steps 3] [--checkpointing]
+
+Prints one line per variant, then `time_ratio_*`, `flop_ratio_*` and `memory_ratio_*` lines against sft.
 """
 import argparse, copy, json, os, subprocess, sys, tempfile, time
 from peak_memory import reset_peak_rss, status_mb  # bench/peak_memory.py (this folder is on sys.path)
 
 MODEL = dict(num_layers=2, num_single_layers=4, num_attention_heads=8, attention_head_dim=64, joint_attention_dim=512,
              pooled_projection_dim=256, axes_dims_rope=[8, 28, 28])
+VARIANTS = ("sft", "ldpo", "two_pass", "naive")
 LORA = dict(r=16, lora_alpha=16, init_lora_weights="gaussian", target_modules=["to_q", "to_k", "to_v", "to_out.0"])
 
 def make_stage1_lora(out_dir, dtype):
@@ -52,7 +59,7 @@ def run_variant(variant, steps, stage1_dir, checkpointing=False):
     base_rss = reset_peak_rss()
     if gpu: torch.cuda.reset_peak_memory_stats()
     model = random_flux_transformer("dev", torch_dtype=dtype, device=dev, seed=0, **MODEL)
-    if variant == "ldpo": add_ldpo_adapters(model, stage1_dir)
+    if variant in ("ldpo", "two_pass"): add_ldpo_adapters(model, stage1_dir)
     else:
         add_image_tags(model)
         model.requires_grad_(False)
@@ -76,9 +83,9 @@ def run_variant(variant, steps, stage1_dir, checkpointing=False):
         if variant == "sft":
             return flow_matching_loss(model, x0, ids, t, noise, encoder_hidden_states=emb, txt_ids=txt_ids, pooled_projections=pooled,
                                       guidance=torch.full((1,), 3.5, device=dev), cond_states=conds, cond_ids=cond_ids, cond_timestep=0.)
-        if variant == "ldpo":
+        if variant in ("ldpo", "two_pass"):
             return ldpo_step_loss(model, x0, x1, ids, box, hw, emb, pooled, txt_ids, guidance=3.5, cond_states=conds,
-                                  cond_ids=cond_ids, p=0., noise=noise, t=t)[0]
+                                  cond_ids=cond_ids, p=0., noise=noise, t=t, backward="joint" if variant == "ldpo" else "two_pass")
         two = lambda x: torch.cat([x, x])  # naive: same batch-2 forward as `ldpo_predictions`, reference = the copy
         kw = dict(encoder_hidden_states=two(emb), txt_ids=txt_ids, pooled_projections=two(pooled), timestep=two(t),
                   guidance=torch.full((2,), 3.5, device=dev, dtype=dtype), cond_states=tuple(map(two, conds)),
@@ -89,16 +96,25 @@ def run_variant(variant, steps, stage1_dir, checkpointing=False):
         mask = localized_mask(box, hw, alpha=2.).to(dev)
         return ldpo_loss(pred_w, pred_l, ref_w, ref_l, flow_velocity(x0, noise), flow_velocity(x1, noise), mask, beta=5000.)
 
+    def forward_backward():
+        out = loss_fn()
+        if variant == "two_pass":
+            for one_branch in out[2]: one_branch().backward()  # winner, then loser
+        else: (out[0] if isinstance(out, tuple) else out).backward()
+
     def step():
-        loss_fn().backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        forward_backward(); opt.step(); opt.zero_grad(set_to_none=True)
         if gpu: torch.cuda.synchronize()
     step()  # warm-up (allocator, kernels, AdamW state)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps): step()
-    sec = (time.perf_counter() - t0) / steps
+    sec, cpu_sec = (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
     peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else status_mb("VmHWM") - base_rss
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter: forward_backward()  # after the peak is read: counting allocates too
+    opt.zero_grad(set_to_none=True)
     n_base = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n and "image_tags" not in n)
-    return dict(device=torch.cuda.get_device_name() if gpu else "cpu", side=side, sec_per_step=sec, peak_mb=peak,
+    return dict(device=torch.cuda.get_device_name() if gpu else "cpu", side=side, sec_per_step=sec, cpu_sec_per_step=cpu_sec, peak_mb=peak, gflops=counter.get_total_flops() / 1e9,
                 base_params_m=n_base / 1e6, trainable_params_m=sum(p.numel() for p in params) / 1e6,
                 weights_mb=n_base * torch.finfo(dtype).bits / 8 / 2**20)
 
@@ -106,7 +122,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in all three variants")
-    ap.add_argument("--variant", choices=["sft", "ldpo", "naive"], help=argparse.SUPPRESS)
+    ap.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
     ap.add_argument("--stage1", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.variant:
@@ -115,16 +131,22 @@ def main():
     res, env = {}, {**os.environ, "HF_HUB_OFFLINE": "1"}
     with tempfile.TemporaryDirectory() as d:
         make_stage1_lora(d, torch.bfloat16 if torch.cuda.is_available() else torch.float32)
-        for v in ("sft", "ldpo", "naive"):
+        for v in VARIANTS:
             out = subprocess.run([sys.executable, __file__, "--variant", v, "--steps", str(a.steps), "--stage1", d] + ["--checkpointing"] * a.checkpointing, check=True,
                                  capture_output=True, text=True, env=env).stdout
             res[v] = r = json.loads(out.strip().splitlines()[-1])
-            print(f"{v:>6}: {r['sec_per_step']:.3f} s/step, peak {r['peak_mb']:.0f} MiB "
+            print(f"{v:>8}: {r['sec_per_step']:.3f} s/step ({r['cpu_sec_per_step']:.3f} s CPU), {r['gflops']:.1f} GFLOP/step, peak {r['peak_mb']:.0f} MiB "
                   f"({r['base_params_m']:.0f}M base params = {r['weights_mb']:.0f} MiB, {r['trainable_params_m']:.2f}M trainable, "
                   f"{r['side']}x{r['side']}, {r['device']})")
-    print(f"time_ratio_naive_vs_sft: {res['naive']['sec_per_step'] / res['sft']['sec_per_step']:.2f}")
-    print(f"time_ratio_ldpo_vs_sft: {res['ldpo']['sec_per_step'] / res['sft']['sec_per_step']:.2f}")
-    print(f"memory_ratio_ldpo_vs_sft: {res['ldpo']['peak_mb'] / res['sft']['peak_mb']:.2f}")
-    print(f"memory_ratio_naive_vs_sft: {res['naive']['peak_mb'] / res['sft']['peak_mb']:.2f}")
+    ratio = lambda key, v: res[v][key] / res["sft"][key]
+    for v in ("ldpo", "two_pass", "naive"):
+        print(f"time_ratio_{'twopass' if v == 'two_pass' else v}_vs_sft: {ratio('sec_per_step', v):.2f}")
+        print(f"flop_ratio_{'twopass' if v == 'two_pass' else v}_vs_sft: {ratio('gflops', v):.2f}")
+        print(f"memory_ratio_{'twopass' if v == 'two_pass' else v}_vs_sft: {ratio('peak_mb', v):.2f}")
+    if not torch.cuda.is_available():  # a shared CPU: the processes' CPU seconds are steadier than the wall clock
+        for v in ("ldpo", "two_pass", "naive"):
+            print(f"cpu_time_ratio_{'twopass' if v == 'two_pass' else v}_vs_sft: {ratio('cpu_sec_per_step', v):.2f}")
+    print(f"time_over_flop_ratio_ldpo: {ratio('sec_per_step', 'ldpo') / ratio('gflops', 'ldpo'):.2f}")
+    print(f"time_over_flop_ratio_twopass: {ratio('sec_per_step', 'two_pass') / ratio('gflops', 'two_pass'):.2f}")
 
 if __name__ == "__main__": main()
