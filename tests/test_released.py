@@ -189,8 +189,10 @@ def test_presets_name_real_options():
     from dreamfuse_lit.core.training import TrainConfig
     from dreamfuse_lit.dreamfuse.sft import SFTTask
     assert set(PIPELINE_PRESETS["default"]) == set(PIPELINE_PRESETS["released"])
+    from dreamfuse_lit.core.training import make_optimizer
     preset = TRAIN_PRESETS["released"]
-    TrainConfig(**preset["config"])
+    group = make_optimizer([torch.nn.Parameter(torch.zeros(2))], TrainConfig(**preset["config"])).param_groups[0]
+    assert group["use_bias_correction"] and group["safeguard_warmup"]  # Prodigy's own options, as the released run sets them
     SFTTask(**preset["task"])
     assert set(preset["task"]) <= {f.name for f in fields(SFTTask)}
 

@@ -39,6 +39,7 @@ class TrainConfig:
     grad_accum:int = 1 # micro-batches per optimizer step
     lr:float = 1e-4 # learning rate (Prodigy: 1.0)
     optimizer:str = "adamw" # "adamw" or "prodigy"
+    optimizer_args:dict = field(default_factory=dict) # more keyword arguments of the optimizer (e.g. Prodigy's use_bias_correction)
     weight_decay:float = 1e-4
     lr_scheduler:str = "constant" # any name of diffusers' `get_scheduler`: constant, linear, cosine, ...
     warmup_steps:int = 0
@@ -131,7 +132,8 @@ class Task(Protocol):
     # optional: `check()`, which refuses arguments that can't run before anything is built
 
 TASKS = {"sft": "dreamfuse_lit.dreamfuse.sft:SFTTask", "ldpo": "dreamfuse_lit.dreamfuse.ldpo_task:LDPOTask",
-         "comfusion": "dreamfuse_lit.comfusion.task:ComFusionTask", "dreambooth": "dreamfuse_lit.comfusion.task:dreambooth_task"}
+         "comfusion": "dreamfuse_lit.comfusion.task:ComFusionTask", "dreambooth": "dreamfuse_lit.comfusion.task:dreambooth_task",
+         "datagen": "dreamfuse_lit.datagen.joint:JointTask"}
 
 def _task_fields(make) -> dict:
     "The annotated types of the dataclass that `make` (a task class, or a function returning one) builds; {} if it is none."
@@ -188,13 +190,13 @@ def step_generator(seed:int, step:int, micro:int=0, rank:int=0) -> torch.Generat
 
 # %% ../../nbs/04_training.ipynb #bbcbdb67
 def make_optimizer(params, cfg:TrainConfig) -> torch.optim.Optimizer:
-    "AdamW or Prodigy over `params` with the config's lr and weight decay."
+    "AdamW or Prodigy over `params` with the config's lr, weight decay and `optimizer_args`."
     params = list(params)
     if not params: raise ValueError("the task's module has no parameter that requires grad: nothing to train")
-    if cfg.optimizer == "adamw": return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw": return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **cfg.optimizer_args)
     if cfg.optimizer == "prodigy":
         from prodigyopt import Prodigy
-        return Prodigy(params, lr=cfg.lr, weight_decay=cfg.weight_decay, safeguard_warmup=cfg.warmup_steps > 0)
+        return Prodigy(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **dict(safeguard_warmup=cfg.warmup_steps > 0) | cfg.optimizer_args)
     raise ValueError(f"optimizer={cfg.optimizer!r} must be 'adamw' or 'prodigy'")
 
 def weight_dtype(accelerator) -> torch.dtype:
@@ -523,7 +525,7 @@ def train(cfg:TrainConfig, task:Task|None=None) -> Path:
             step = load_checkpoint(resume, accelerator, module, optimizer, scheduler)
             log(f"resumed from {resume} at step {step}")
         if accelerator.is_main_process: _truncate_metrics(out, step)
-        if cfg.report_to != "none": accelerator.init_trackers("train", config={k: v for k, v in asdict(cfg).items() if k != "task"})
+        if cfg.report_to != "none": accelerator.init_trackers("train", config={k: v for k, v in asdict(cfg).items() if not isinstance(v, dict)})  # trackers take scalars: no task or optimizer_args
         epoch, pos = data_position(step, cfg.grad_accum, lambda e: len(_batches(sampler, e)))
         batches, last_good = _micro_batches(dataset, sampler, collate, epoch, pos, cfg.num_workers), resume
         bar = tqdm(total=cfg.steps, initial=step, disable=not accelerator.is_main_process, desc=f"{cfg.method}")
