@@ -7,30 +7,33 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/pocket_build.html.md"""
 # %% auto #0
 __all__ = ['POCKET_PLAN', 'STAGES', 'stage_config', 'install_pocket', 'build_pocket', 'pocket_cli']
 
-# %% ../../nbs/43_pocket_build.ipynb #6e0d6b45
+# %% ../../nbs/43_pocket_build.ipynb #4d526e6f
 import argparse, copy, json, os, shutil
 from pathlib import Path
 from ..core.files import atomic_write, data_path
 from ..core.training import TrainConfig, launch, save_config
 from ..world.procedural import render_triplets
 
-# %% ../../nbs/43_pocket_build.ipynb #2ebf4f70
+# %% ../../nbs/43_pocket_build.ipynb #13e6625c
 POCKET_PLAN = dict(
     data=dict(train=4000, heldout=256),
     vae=dict(method="dreamfuse_lit.pocket.vae:VAETask", steps=3000, batch_size=16, lr=5e-4, lr_scheduler="cosine",
              warmup_steps=100, checkpoint_every=250, validate_every=500, log_every=10, num_workers=1, task=dict(crop=64)),
+    vae_polish=dict(method="dreamfuse_lit.pocket.vae:VAETask", steps=5000, batch_size=16, lr=3e-4, lr_scheduler="cosine",
+                    warmup_steps=100, checkpoint_every=250, validate_every=1000, log_every=10, num_workers=1, task=dict(crop=64)),
     base=dict(method="dreamfuse_lit.pocket.base:BaseTask", steps=6000, batch_size=32, lr=5e-4, lr_scheduler="cosine",
               warmup_steps=200, checkpoint_every=250, validate_every=1000, log_every=10))
-STAGES = ("data", "vae", "base", "install")
+STAGES = ("data", "vae", "vae_polish", "base", "install")
 
-# %% ../../nbs/43_pocket_build.ipynb #264bdd12
+# %% ../../nbs/43_pocket_build.ipynb #4b4c84f1
 def stage_config(stage:str, work, plan:dict=POCKET_PLAN) -> TrainConfig:
-    "The `TrainConfig` of training stage `stage` (\"vae\" or \"base\") of `plan`, inside the folder `work`."
+    "The `TrainConfig` of training stage `stage` (\"vae\", \"vae_polish\" or \"base\") of `plan`, inside the folder `work`."
     work, kw = Path(work), copy.deepcopy(plan[stage])
-    if stage == "base": kw["task"] = dict(vae=str(work / "vae" / "final")) | kw.get("task", {})
+    if stage == "vae_polish": kw["task"] = dict(init=str(work / "vae" / "final")) | kw.get("task", {})
+    if stage == "base": kw["task"] = dict(vae=str(work / "vae_polish" / "final")) | kw.get("task", {})
     return TrainConfig(data=str(work / "data" / "train" / "manifest.jsonl"), output_dir=str(work / stage), report_to="none", **kw)
 
-# %% ../../nbs/43_pocket_build.ipynb #541f31f2
+# %% ../../nbs/43_pocket_build.ipynb #b7ea419a
 def _replace_dir(src:Path, dst:Path):
     "Copy the folder `src` over `dst` through a temporary sibling and a rename."
     tmp = dst.with_name(f".{dst.name}.tmp"); shutil.rmtree(tmp, ignore_errors=True)
@@ -43,12 +46,12 @@ def install_pocket(work, dest=None, plan:dict=POCKET_PLAN) -> Path:
     "Copy `work`'s trained base to `dest/flux` (default: the package's pocket folder), with the plan and each run's config and metrics."
     work, dest = Path(work), Path(dest or data_path("pocket"))
     _replace_dir(work / "base" / "final", dest / "flux")
-    for stage in ("vae", "base"):
+    for stage in ("vae", "vae_polish", "base"):
         for name in ("config.yaml", "metrics.jsonl"): atomic_write(dest / "runs" / stage / name, (work / stage / name).read_bytes())
     atomic_write(dest / "runs" / "plan.json", json.dumps(plan, indent=1))
     return dest
 
-# %% ../../nbs/43_pocket_build.ipynb #0c259d7e
+# %% ../../nbs/43_pocket_build.ipynb #3f9bf5b4
 def build_pocket(work="runs/pocket", # where the data, runs and checkpoints go
                  stages=STAGES, # which stages to run, in this order
                  dest=None, # where `install` copies the models; default: the package's pocket folder
@@ -65,7 +68,7 @@ def build_pocket(work="runs/pocket", # where the data, runs and checkpoints go
         else: launch(save_config(stage_config(stage, work, plan), work / f"{stage}.yaml"), log=log)
     return work
 
-# %% ../../nbs/43_pocket_build.ipynb #1fab7478
+# %% ../../nbs/43_pocket_build.ipynb #02eaa717
 def pocket_cli(argv=None):
     "`python -m dreamfuse_lit.pocket.build [--work DIR] [--stages data vae ...]`: what `make pocket` runs."
     p = argparse.ArgumentParser(prog="python -m dreamfuse_lit.pocket.build", description="Train the pocket models from scratch.")
@@ -74,5 +77,5 @@ def pocket_cli(argv=None):
     args = p.parse_args(argv)
     build_pocket(args.work, args.stages)
 
-# %% ../../nbs/43_pocket_build.ipynb #b91801b8
+# %% ../../nbs/43_pocket_build.ipynb #5ddebe2d
 if __name__ == "__main__" and "ipykernel" not in __import__("sys").modules: pocket_cli()

@@ -7,7 +7,7 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/pocket_vae.html.md"""
 # %% auto #0
 __all__ = ['WorldImages', 'VAEModule', 'VAETask', 'latent_stats']
 
-# %% ../../nbs/41_pocket_vae.ipynb #a2012b85
+# %% ../../nbs/41_pocket_vae.ipynb #ad3662e6
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -23,7 +23,7 @@ from ..world.manifest import read_manifest, load_row_images
 from ..dreamfuse.conditions import align_foreground
 from .models import POCKET_CONFIG, POCKET_SIZE
 
-# %% ../../nbs/41_pocket_vae.ipynb #4aa18977
+# %% ../../nbs/41_pocket_vae.ipynb #7dcb2e15
 class WorldImages(torch.utils.data.Dataset):
     "Each row's fused image, background and aligned foreground at `size`², with their prompts; item `3 * row + kind`."
     KINDS = ("fused", "background", "foreground")
@@ -32,7 +32,7 @@ class WorldImages(torch.utils.data.Dataset):
         self.manifest, self.size, self.rows = Path(manifest), size, read_manifest(manifest)
     def __len__(self): return 3 * len(self.rows)
 
-# %% ../../nbs/41_pocket_vae.ipynb #4e05fefd
+# %% ../../nbs/41_pocket_vae.ipynb #45c1b83a
 @patch
 def image(self:WorldImages, i:int) -> tuple[np.ndarray, str]:
     "Item `i` as a uint8 (size, size, 3) array, and its prompt."
@@ -48,7 +48,7 @@ def image(self:WorldImages, i:int) -> tuple[np.ndarray, str]:
 def __getitem__(self:WorldImages, i:int) -> dict:
     return dict(pixels=torch.from_numpy(self.image(i)[0].copy()).permute(2, 0, 1))
 
-# %% ../../nbs/41_pocket_vae.ipynb #3dc890fa
+# %% ../../nbs/41_pocket_vae.ipynb #c59e57e4
 class VAEModule(torch.nn.Module):
     "An `AutoencoderKL` whose forward is its training loss on a random crop of the batch."
     def __init__(self, vae:AutoencoderKL, crop:int, kl_weight:float):
@@ -65,24 +65,26 @@ class VAEModule(torch.nn.Module):
         kl = post.kl().mean()
         return dict(loss=l1 + self.kl_weight * kl, l1=l1.detach(), kl=kl.detach())
 
-# %% ../../nbs/41_pocket_vae.ipynb #3d620c83
+# %% ../../nbs/41_pocket_vae.ipynb #d9acabd9
 @dataclass
 class VAETask:
     "Train the pocket `AutoencoderKL` from scratch on the world's images (`cfg.data`, default: the demo triplets)."
     crop:int = 64 # side of the random training crop, a multiple of 8
     kl_weight:float = 1e-6 # weight of the KL term (Stable Diffusion's VAE: 1e-6)
     stats_images:int = 256 # images over which the latent mean and std are measured at export
+    init:str = "" # a trained VAE folder to continue from (a second phase); "" = fresh weights
     sample_count:int = 4 # images reconstructed for each validation grid
 
     sample_cols = 4
 
-# %% ../../nbs/41_pocket_vae.ipynb #4de0ad40
+# %% ../../nbs/41_pocket_vae.ipynb #64f68b25
 @patch
 def build(self:VAETask, cfg, accelerator) -> VAEModule:
-    "A fresh VAE of `POCKET_CONFIG`, seeded by `cfg.seed`."
+    "A fresh VAE of `POCKET_CONFIG`, seeded by `cfg.seed`, or the one in `init`."
     if self.crop % 8 or not 8 <= self.crop <= POCKET_SIZE: raise ValueError(f"task.crop={self.crop} must be a multiple of 8 in [8, {POCKET_SIZE}]")
     torch.manual_seed(cfg.seed)
-    return VAEModule(AutoencoderKL(**POCKET_CONFIG["vae"]), self.crop, self.kl_weight)
+    vae = AutoencoderKL.from_pretrained(self.init) if self.init else AutoencoderKL(**POCKET_CONFIG["vae"])
+    return VAEModule(vae.requires_grad_(True), self.crop, self.kl_weight)
 
 @patch
 def data(self:VAETask, cfg, accelerator) -> tuple:
@@ -91,7 +93,7 @@ def data(self:VAETask, cfg, accelerator) -> tuple:
     sampler = Shards(len(self.dataset), cfg.batch_size, cfg.seed, accelerator.process_index, accelerator.num_processes)
     return self.dataset, sampler, torch.utils.data.default_collate
 
-# %% ../../nbs/41_pocket_vae.ipynb #cfc335bc
+# %% ../../nbs/41_pocket_vae.ipynb #a867611e
 @torch.no_grad()
 def latent_stats(vae:AutoencoderKL, pixels:torch.Tensor) -> tuple[float, float]:
     "(mean, std) of the posterior means of uint8 `pixels` (B, 3, H, W)."
@@ -107,7 +109,7 @@ def export(self:VAETask, module, out_dir):
     vae.register_to_config(shift_factor=mean, scaling_factor=1 / std)
     vae.save_pretrained(out_dir)
 
-# %% ../../nbs/41_pocket_vae.ipynb #4a9e6e48
+# %% ../../nbs/41_pocket_vae.ipynb #b5627d84
 @patch
 @torch.no_grad()
 def sample(self:VAETask, module, cfg) -> list:
