@@ -123,7 +123,7 @@ def box_outline(box:Sequence[float], # pixel box (x0, y0, x1, y1)
     x0, y0, x1, y1 = _check_box('box', box)
     return plt.Rectangle((x0/patch - .5, y0/patch - .5), (x1-x0)/patch, (y1-y0)/patch, **{'fill': False, 'ls': '--', 'lw': 1.5, **kwargs})
 
-# %% ../../nbs/20_positions.ipynb #dc861062
+#| export
 _COLORS = ('tab:red', 'tab:blue', 'tab:green')
 
 def show_positions(ids:Sequence[torch.Tensor], # one (N, 3) id tensor per image

@@ -17,6 +17,7 @@ from peft import LoraConfig
 from safetensors import safe_open
 from safetensors.torch import load_file, save
 from ..core.files import atomic_write
+from ..core.zoo import resolve_weights
 from .dit import add_image_tags
 
 # %% ../../nbs/23b_released.ipynb #bc315845
@@ -26,9 +27,10 @@ PEFT_PREFIX = "base_model.model."
 RELEASED_TAGS = "image_tag_embeddings" # the released transformer's name for the image tags
 LAYOUTS = ("diffusers", "peft")
 
-def lora_folder(path, # a local folder, or a hub id such as "LL3RD/DreamFuse"
+def lora_folder(path, # a local folder, a hub id such as "LL3RD/DreamFuse", or a shipped pocket LoRA such as "pocket:stage1"
                )->Path: # a local folder holding the weights
-    "The local folder of DreamFuse weights `path`: the folder itself, or the hub repository's adapter files, downloaded."
+    "The local folder of DreamFuse weights `path`: the folder itself, a pocket LoRA's, or the hub repository's adapter files, downloaded."
+    path = resolve_weights(path)
     if Path(path).is_dir(): return Path(path)
     from huggingface_hub import snapshot_download
     try: return Path(snapshot_download(str(path), allow_patterns=["*.json", "*.safetensors"]))
@@ -125,8 +127,8 @@ PIPELINE_PRESETS = {
 TRAIN_PRESETS = {
     "released": dict(
         config=dict(optimizer="prodigy", lr=1., weight_decay=1e-4, lr_scheduler="constant", warmup_steps=0, max_grad_norm=1000.,
-                    mixed_precision="bf16", gradient_checkpointing=True, steps=10_000, batch_size=1),
-        optimizer_args=dict(use_bias_correction=True, safeguard_warmup=True),
+                    mixed_precision="bf16", gradient_checkpointing=True, steps=10_000, batch_size=1,
+                    optimizer_args=dict(use_bias_correction=True, safeguard_warmup=True)),
         task=dict(lora_rank=16, lora_alpha=16, text_dropout=.99, guidance=1., max_sequence_length=256, scales=(512,),
                   buckets="released", affine="released", timestep_sampler="released", fp32_trainable=False)),
 }
