@@ -8,7 +8,7 @@ Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/pocket_build.html.md"""
 __all__ = ['POCKET_PLAN', 'STAGES', 'stage_config', 'install_pocket', 'build_pocket', 'pocket_cli']
 
 # %% ../../nbs/43_pocket_build.ipynb #4d526e6f
-import argparse, copy, json, os, shutil
+import argparse, copy, json, os, shutil, sys
 from pathlib import Path
 from ..core.files import atomic_write, data_path
 from ..core.training import TrainConfig, launch, save_config
@@ -78,4 +78,4 @@ def pocket_cli(argv=None):
     build_pocket(args.work, args.stages)
 
 # %% ../../nbs/43_pocket_build.ipynb #5ddebe2d
-if __name__ == "__main__" and "ipykernel" not in __import__("sys").modules: pocket_cli()
+if __name__ == "__main__" and "ipykernel" not in sys.modules: pocket_cli()  # `python -m dreamfuse_lit.pocket.build`, not a notebook kernel
