@@ -13,7 +13,7 @@ __all__ = ['TASKS', 'CKPT_PREFIX', 'PREEMPTION_SIGNALS', 'FSDP_WRAP', 'TrainConf
 
 # %% ../../nbs/04_training.ipynb #c7e6ce1f
 from collections import deque
-import argparse, contextlib, dataclasses, hashlib, importlib, inspect, json, math, os, random, shutil, signal, subprocess, sys, threading, types
+import argparse, contextlib, dataclasses, hashlib, importlib, inspect, json, math, os, random, shutil, signal, socket, subprocess, sys, threading, types
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Protocol
@@ -573,12 +573,18 @@ def train_cli(argv:list[str]|None=None):
     finally:  # a gloo group left to the interpreter's exit can hang the last rank
         if torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
+def _free_port() -> int:
+    "A TCP port on this machine that no one listens on now (the kernel picks it)."
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
 def launch_command(config, num_processes:int=1, mixed_precision:str="no", accelerate_config:str="") -> list[str]:
     "The `accelerate launch` command line that trains `config` on `num_processes` processes (with `accelerate_config`'s distribution)."
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes), "--num_machines", "1",
            "--mixed_precision", mixed_precision, "--dynamo_backend", "no"]
     if accelerate_config: cmd += ["--config_file", str(accelerate_config)]  # its distributed_type (FSDP, ...) decides
     elif num_processes > 1: cmd.append("--multi_gpu")  # torchrun; without CUDA, `train` asks for CPU and gets gloo
+    if num_processes > 1 and "MASTER_PORT" not in os.environ:  # two runs at once must not meet on torchrun's default port 29500
+        cmd += ["--main_process_port", str(_free_port())]
     return cmd + ["-m", "dreamfuse_lit.core.training", "--config", str(config)]
 
 FSDP_WRAP = "FluxTransformerBlock,FluxSingleTransformerBlock,BasicTransformerBlock"  # FLUX's blocks and SD's attention blocks
