@@ -2,28 +2,16 @@
 import math
 from types import SimpleNamespace
 import pytest, torch
-from peft import LoraConfig
 from dreamfuse_lit.core.training import TrainConfig
-from dreamfuse_lit.core.zoo import load_flux_transformer
-from dreamfuse_lit.dreamfuse.dit import add_image_tags
-from dreamfuse_lit.dreamfuse.pipeline import save_dreamfuse_lora
 from dreamfuse_lit.dreamfuse.positions import image_ids
 from dreamfuse_lit.dreamfuse.ldpo_task import LDPOTask, ldpo_step_loss
+from test_twopass import make_stage1  # the same stand-in stage-1 export
 
 
 @pytest.fixture(scope="module")
 def stage1_dir(tmp_path_factory):
     "A stand-in stage-1 result: LoRA and image tags with random non-zero values."
-    tr = load_flux_transformer("tiny")
-    add_image_tags(tr)
-    torch.manual_seed(0)
-    tr.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", modules_to_save=["image_tags"],
-                              target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for n, p in tr.named_parameters():
-            if "lora_B" in n or "image_tags" in n: p.copy_(torch.randn(p.shape, generator=g) * .3)
-    return save_dreamfuse_lora(tr, tmp_path_factory.mktemp("stage1"))
+    return make_stage1(tmp_path_factory.mktemp("stage1"))
 
 
 @pytest.mark.parametrize("precision", ["no", "bf16"])
