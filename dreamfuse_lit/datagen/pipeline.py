@@ -102,8 +102,8 @@ def __call__(self:DataGenPipeline,
              background_prompt:str, # the scene without the object
              prompt:str, # the fused scene
              offset="shared", # "shared" (Δ=(0,0)) or "side_by_side" (Δ=(0,k·w)): the offset the LoRA was trained with
-             height:int=512, # image height, a multiple of 16
-             width:int=512, # image width, a multiple of 16
+             height:int=512, # image height, a multiple of the token side (2 × the VAE's downsampling; FLUX: 16)
+             width:int=512, # image width, a multiple of the token side
              num_inference_steps:int=28, # Euler steps
              guidance_scale:float=3.5, # FLUX.1-dev's embedded guidance
              generator:torch.Generator|None=None, # seeds the noise
@@ -120,10 +120,11 @@ def __call__(self:DataGenPipeline,
     for name, p in [*((f"foreground_prompt[{i}]", f) for i, f in enumerate(fgs)), ("background_prompt", background_prompt), ("prompt", prompt)]:
         if not isinstance(p, str): raise ValueError(f"{name} must be a string, got {type(p).__name__}")
     if not fgs: raise ValueError("foreground_prompt is an empty list: give at least one")
-    height, width = _whole("height", height, 16, multiple=16), _whole("width", width, 16, multiple=16)
+    patch = 2 * self.vae_scale_factor  # pixels per token
+    height, width = _whole("height", height, patch, multiple=patch), _whole("width", width, patch, multiple=patch)
     b, steps = _whole("num_images_per_prompt", num_images_per_prompt, 1), _whole("num_inference_steps", num_inference_steps, 1)
     texts = [prompt, fgs[0], background_prompt, *fgs[1:]]  # stream order
-    ids = [i.to(self._execution_device) for i in joint_ids(height // 16, width // 16, offset, len(texts))]
+    ids = [i.to(self._execution_device) for i in joint_ids(height // patch, width // patch, offset, len(texts))]
     device, dtype = self._execution_device, self.transformer.dtype
     self._joint_attention_kwargs = joint_attention_kwargs or {}
     if (prompt_embeds is None) != (pooled_prompt_embeds is None): raise ValueError("prompt_embeds and pooled_prompt_embeds must be given together")

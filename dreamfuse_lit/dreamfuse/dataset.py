@@ -66,11 +66,12 @@ class TripletDataset(torch.utils.data.Dataset):
                  max_image_pixels:int|None=None, # rows with a larger image are bad rows; None: `manifest.MAX_IMAGE_PIXELS`
                 buckets:str="aspect", # bucket rule, a name in `BUCKET_RULES`
                 affine:str="exact", # the foreground's positional affine, a name in `AFFINES`
+                patch:int=16, # pixels per token: twice the VAE's downsampling (FLUX: 16; the pocket models: 8)
                 ):
         self.manifest, self.scales, self.feather, self.cache, self.max_sequence_length = Path(manifest), tuple(scales), feather, cache, max_sequence_length
         if buckets not in BUCKET_RULES: raise ValueError(f"buckets={buckets!r} is not one of {BUCKET_RULES}")
         if affine not in AFFINES: raise ValueError(f"affine={affine!r} is not one of {AFFINES}")
-        self.buckets, self.affine = buckets, affine
+        self.buckets, self.affine, self.patch = buckets, affine, patch
         self.max_image_pixels = _pixel_cap(max_image_pixels)
         self.rows, self.lines, self.sizes, self.errors = [], [], [], []
         for n, row, err in iter_manifest(manifest, check_images, self.max_image_pixels):
@@ -104,7 +105,7 @@ def _to_tensor(a): return torch.tensor(np.asarray(a)).permute(2, 0, 1).float() /
 def __getitem__(self:TripletDataset, key):
     index, scale = key if isinstance(key, tuple) else (key, self.scales[0])
     row, (images, fusion) = self.rows[index], self.bucket_images(index, scale)
-    ids = fusion.position_ids()
+    ids = fusion.position_ids(self.patch)
     item = dict(id=row["id"], index=index, scale=scale, prompt=row["prompt"],
                 target_ids=ids[0], foreground_ids=ids[1], background_ids=ids[2],
                 box=torch.tensor(fusion.dst_box, dtype=torch.float32), foreground_box=torch.tensor(fusion.src_box, dtype=torch.float32))

@@ -17,6 +17,7 @@ import torch
 from fastcore.basics import patch
 from peft.functional import set_adapter
 from peft.utils import ModulesToSaveWrapper
+from ..core.zoo import resolve_weights
 from .dit import dreamfuse_forward
 from .flow import flow_interpolate, flow_velocity, drop_prompt_embeds, _draw_device
 from .pipeline import LORA_WEIGHT_NAME, IMAGE_TAGS_NAME, load_image_tags, save_dreamfuse_lora
@@ -25,12 +26,12 @@ from .ldpo import ldpo_loss, localized_mask
 
 # %% ../../nbs/28b_ldpo_task.ipynb #c40c9b81
 def add_ldpo_adapters(transformer, # bare `FluxTransformer2DModel` (no adapters, no image tags)
-                      stage1_dir, # directory written by `save_dreamfuse_lora`
+                      stage1_dir, # directory written by `save_dreamfuse_lora`, or "pocket:stage1"
                       policy:str="policy", # name of the trainable adapter
                       reference:str="reference", # name of the frozen adapter
                      ): # `transformer`, with `policy` active
     "Load the stage-1 LoRA and image tags as a trainable policy and a frozen reference on one transformer"
-    stage1_dir = Path(stage1_dir)
+    stage1_dir = Path(resolve_weights(stage1_dir))
     for name in (LORA_WEIGHT_NAME, IMAGE_TAGS_NAME):
         if not (stage1_dir / name).is_file(): raise FileNotFoundError(f"{stage1_dir / name} not found: stage1_dir must be written by save_dreamfuse_lora")
     if getattr(transformer, "peft_config", None):
@@ -188,7 +189,8 @@ def loss(self:LDPOTask, transformer, batch, generator) -> dict:
             x["embeds"][g], x["pooled"][g], x["txt_ids"], guidance=None if x["guidance"] is None else x["guidance"][g],
             cond_states=(x["lat"]["foreground"][g], x["lat"]["background"][g]),
             cond_ids=(batch["foreground_ids"][g[0]].to(dev), batch["background_ids"][g[0]].to(dev)),
-            p=0., alpha=self.alpha, beta=self.beta, noise=x["noise"][g], t=x["t"][g], backward=self.ldpo_backward)
+            p=0., alpha=self.alpha, beta=self.beta, noise=x["noise"][g], t=x["t"][g], patch=2 * self.pipe.vae_scale_factor,
+            backward=self.ldpo_backward)
         total = total + len(g) * loss
         for k, v in stats.items(): logs[k] = logs.get(k, 0.) + len(g) * v / n
         passes += [(len(g) / n, rest[0])] if rest else []

@@ -95,7 +95,8 @@ def build(self:SFTTask, cfg, accelerator) -> FusionModule:
 def data(self:SFTTask, cfg, accelerator) -> tuple:
     "The manifest's triplets with cached latents, this rank's bucket batches, and the collate function."
     manifest = cfg.data or data_path("demo", "manifest.jsonl")
-    ds = TripletDataset(manifest, self.scales, self.feather, max_sequence_length=self.max_sequence_length, buckets=self.buckets, affine=self.affine)
+    ds = TripletDataset(manifest, self.scales, self.feather, max_sequence_length=self.max_sequence_length, buckets=self.buckets,
+                        affine=self.affine, patch=2 * self.pipe.vae_scale_factor)
     cache = LatentCache(self.cache_dir or cache_dir() / "latents", self.model_id)
     group = wait_group()  # before the work, while the ranks are in step
     report = cache_manifest(ds, self.pipe, cache, rank=accelerator.process_index, world_size=accelerator.num_processes,

@@ -15,14 +15,14 @@ from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 from ..core.configs import tiny_clip_tokenizer, tiny_t5_tokenizer, tiny_config
 
 # %% ../../nbs/40_pocket_models.ipynb #75a3e363
-POCKET_SIZE = 128 # pixels per side of the pocket world's images
+POCKET_SIZE = 64 # pixels per side of the pocket world's images
 POCKET_SEQUENCE_LENGTH = 48 # T5 tokens per prompt: the world's longest prompts take about 35
 POCKET_CONFIG = dict(
     transformer=dict(patch_size=1, in_channels=64, num_layers=2, num_single_layers=4, attention_head_dim=32,
                      num_attention_heads=4, joint_attention_dim=64, pooled_projection_dim=64, axes_dims_rope=[8, 12, 12],
                      guidance_embeds=False),
-    vae=dict(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-             block_out_channels=(16, 32, 64, 64), layers_per_block=1, norm_num_groups=8, latent_channels=16,
+    vae=dict(down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+             block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8, latent_channels=16,
              sample_size=POCKET_SIZE, use_quant_conv=False, use_post_quant_conv=False,
              scaling_factor=1., shift_factor=0.),  # the VAE's training measures these two on the data
     text_encoder=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77),

@@ -69,7 +69,7 @@ class VAEModule(torch.nn.Module):
 @dataclass
 class VAETask:
     "Train the pocket `AutoencoderKL` from scratch on the world's images (`cfg.data`, default: the demo triplets)."
-    crop:int = 64 # side of the random training crop, a multiple of 8
+    crop:int = POCKET_SIZE # side of the random training crop, a multiple of 8 (the pocket world: whole images)
     kl_weight:float = 1e-6 # weight of the KL term (Stable Diffusion's VAE: 1e-6)
     stats_images:int = 256 # images over which the latent mean and std are measured at export
     init:str = "" # a trained VAE folder to continue from (a second phase); "" = fresh weights
