@@ -29,20 +29,24 @@ def add_ldpo_adapters(transformer, # bare `FluxTransformer2DModel` (no adapters,
                       stage1_dir, # directory written by `save_dreamfuse_lora`, or "pocket:stage1"
                       policy:str="policy", # name of the trainable adapter
                       reference:str="reference", # name of the frozen adapter
+                      policy_dir=None, # the policy's weights if not stage 1's: a trained LDPO export, to measure it against its reference
                      ): # `transformer`, with `policy` active
     "Load the stage-1 LoRA and image tags as a trainable policy and a frozen reference on one transformer"
     stage1_dir = Path(resolve_weights(stage1_dir))
-    for name in (LORA_WEIGHT_NAME, IMAGE_TAGS_NAME):
-        if not (stage1_dir / name).is_file(): raise FileNotFoundError(f"{stage1_dir / name} not found: stage1_dir must be written by save_dreamfuse_lora")
+    policy_dir = Path(resolve_weights(policy_dir)) if policy_dir else stage1_dir
+    for d, name in ((d, n) for d in {stage1_dir, policy_dir} for n in (LORA_WEIGHT_NAME, IMAGE_TAGS_NAME)):
+        if not (d / name).is_file(): raise FileNotFoundError(f"{d / name} not found: the folder must be written by save_dreamfuse_lora")
     if getattr(transformer, "peft_config", None):
         raise ValueError(f"the transformer already has adapters {sorted(transformer.peft_config)}: pass a bare base transformer")
     if policy == reference: raise ValueError(f"policy and reference must be different adapter names, got {policy!r} twice")
     with warnings.catch_warnings():  # peft warns that a second adapter joins the first: that is the point here
         warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-        for name in (reference, policy):
-            transformer.load_lora_adapter(stage1_dir, prefix="transformer", weight_name=LORA_WEIGHT_NAME, adapter_name=name)
+        for name, d in ((reference, stage1_dir), (policy, policy_dir)):
+            transformer.load_lora_adapter(d, prefix="transformer", weight_name=LORA_WEIGHT_NAME, adapter_name=name)
+    policy_tags = load_image_tags(transformer, policy_dir).weight.detach().clone()
     tags = ModulesToSaveWrapper(load_image_tags(transformer, stage1_dir), reference)
     tags.update(policy)
+    with torch.no_grad(): tags.modules_to_save[policy].weight.copy_(policy_tags)
     transformer.image_tags = tags
     transformer.requires_grad_(False)
     set_adapter(transformer, policy)
@@ -165,6 +169,7 @@ class LDPOTask(SFTTask):
     alpha:float = 2. # mask dilation α (see `dreamfuse.ldpo`)
     beta:float = 5000. # regularization β (see "Choosing β")
     ldpo_backward:str = "joint" # "joint" or "two_pass" (one branch's activations at a time, see "Two passes")
+    policy_lora:str = "" # start the policy from this LDPO export instead of stage 1 (to measure it); "": stage 1
 
     def check(self):
         "Refuse an unknown `ldpo_backward` before anything is built."
@@ -173,7 +178,7 @@ class LDPOTask(SFTTask):
     def add_adapters(self, transformer, cfg):
         "Policy and reference adapters, both from `stage1_lora`."
         if not self.stage1_lora: raise ValueError("task argument stage1_lora is empty: LDPO starts from a stage-1 LoRA directory")
-        add_ldpo_adapters(transformer, self.stage1_lora)
+        add_ldpo_adapters(transformer, self.stage1_lora, policy_dir=self.policy_lora or None)
 
 # %% ../../nbs/28b_ldpo_task.ipynb #17323d0a
 @patch
