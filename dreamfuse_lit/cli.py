@@ -63,7 +63,7 @@ def _filter(args):
     from dreamfuse_lit.core.judge_server import JudgeError, make_judge
     try: judge = make_judge(args.judge)
     except ValueError as e: raise SystemExit(f"dreamfuse-lit filter: --judge: {e}")
-    given = {"dice_threshold": args.dice_threshold, "width": args.width}
+    given = {"dice_threshold": args.dice_threshold, "width": args.width, "band": args.band}
     try:
         with _image_cap(args.max_image_pixels):
             s = filter_manifest(args.manifest, args.out, judge=judge, workers=args.workers, progress=args.progress,
@@ -98,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("manifest", type=Path, help="JSONL manifest of triplets")
     f.add_argument("--out", type=_out_dir, required=True, help="output directory (rerun with the same one to resume)")
     f.add_argument("--dice-threshold", type=_fraction, help="keep rows whose border Dice is at least this, in [0, 1] (default: border_dice.DICE_THRESHOLD)")
-    f.add_argument("--width", type=_whole(1), help="border band in pixels (default: scaled to each image, border_dice.width_for)")
+    f.add_argument("--width", type=_whole(1), help="border band in pixels, at most half an image's shorter side (default: 100, the supplement's); "
+                                                   "with --band scaled, the band at a 1000-pixel shorter side")
+    f.add_argument("--band", choices=("fixed", "scaled"), help="fixed (default): --width on every image; scaled: --width scaled "
+                                                          "by each image's shorter side (border_dice.width_for), for small images")
     f.add_argument("--judge", default="none", help="none, tiny, hf:<hub id or dir> or openai:<model>[@<base url>] (default: none)")
     f.add_argument("--workers", type=_whole(1), default=4, help="rows in flight at once")
     f.add_argument("--max-image-pixels", **cap)

@@ -90,7 +90,8 @@ class JointTask(SFTTask):
 def data(self:JointTask, cfg, accelerator) -> tuple:
     "The manifest's triplets with cached latents and prompts, this rank's bucket batches, and the collate function."
     rank, world = accelerator.process_index, accelerator.num_processes
-    ds = JointDataset(cfg.data or data_path("demo", "manifest.jsonl"), self.scales, max_sequence_length=self.max_sequence_length, buckets=self.buckets)
+    ds = JointDataset(cfg.data or data_path("demo", "manifest.jsonl"), self.scales, max_sequence_length=self.max_sequence_length, buckets=self.buckets,
+                      patch=2 * self.pipe.vae_scale_factor)
     cache = LatentCache(self.cache_dir or cache_dir() / "latents", self.model_id)
     group = wait_group()
     report = cache_manifest(ds, self.pipe, cache, rank=rank, world_size=world, max_sequence_length=self.max_sequence_length,

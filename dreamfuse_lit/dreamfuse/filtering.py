@@ -16,7 +16,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 from ..world.manifest import IMAGE_FIELDS, image_path, iter_manifest, load_row_images, write_manifest
 from ..core.files import atomic_write
-from .border_dice import DICE_THRESHOLD, gradient_dice, image_tensor, width_for
+from .border_dice import BANDS, DICE_THRESHOLD, band_width, gradient_dice, image_tensor
 
 # %% ../../nbs/26b_filtering.ipynb #d848fff9
 @dataclass(frozen=True)
@@ -55,12 +55,12 @@ def p_pass(check:JudgeCheck, verdict) -> float:
 def _error_record(line, reason, field=None, error=None) -> dict:
     return {"line": line, "field": field, "reason": reason, "error": error or reason}
 
-def _filter_row(line, row, manifest, judge, checks, threshold, width):
+def _filter_row(line, row, manifest, judge, checks, threshold, width, band):
     "Border Dice, then the judge's checks if it passes: (result, None), or (None, error record) if the images do not load."
     try:
         images = load_row_images(row, manifest)
         bg, fused = image_tensor(images["background"]), image_tensor(images["fused"])
-        w = width or width_for(*bg.shape[-2:])
+        w = band_width(*bg.shape[-2:], width, band)
         dice = gradient_dice(bg, fused, w).item()
     except (OSError, ValueError) as e:
         reason = f"{type(e).__name__}: {e}"
@@ -95,9 +95,9 @@ def _judge_name(judge) -> str:
     model = model if isinstance(model, str) else getattr(model, "name_or_path", None)
     return type(judge).__name__ + (f"({model})" if model else "")
 
-def _settings(manifest, judge, dice_threshold, width, checks) -> dict:
+def _settings(manifest, judge, dice_threshold, width, band, checks) -> dict:
     "What a run's results depend on, as `settings.json` records it."
-    return {"manifest": str(manifest.resolve()), "dice_threshold": dice_threshold, "width": width,
+    return {"manifest": str(manifest.resolve()), "dice_threshold": dice_threshold, "width": width, "band": band,
             "judge": _judge_name(judge), "checks": [[c.name, list(c.images), c.question, c.reject_on] for c in checks]}
 
 def _check_settings(out, settings):
@@ -166,7 +166,8 @@ def filter_manifest(manifest, # the JSONL manifest to filter
                     out_dir, # results.jsonl, errors.jsonl, settings.json, kept.jsonl and rejected.jsonl go here
                     judge=None, # a judge with `ask(images, question)`, or None for the Dice test alone
                     dice_threshold:float=DICE_THRESHOLD, # keep rows whose border Dice is at least this
-                    width:int|None=None, # border band in pixels; None: `width_for` each image
+                    width:int=100, # border band in pixels (with band="scaled": at a 1000-pixel shorter side)
+                    band:str="fixed", # "fixed": `width` on every image, at most half its shorter side; "scaled": `width_for` each image
                     workers:int=4, # rows in flight at once (threads)
                     checks=JUDGE_CHECKS, # the judge's questions
                     progress:bool=True, # show a tqdm bar
@@ -174,12 +175,13 @@ def filter_manifest(manifest, # the JSONL manifest to filter
     "Border Dice and judge checks over a manifest, resumable; writes kept and rejected manifests into `out_dir`."
     manifest, out = Path(manifest), Path(out_dir)
     if not manifest.is_file(): raise FileNotFoundError(f"manifest {manifest} not found")
+    if band not in BANDS: raise ValueError(f"band must be one of {BANDS}, got {band!r}")
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, _settings(manifest, judge, dice_threshold, width, checks))
+    _check_settings(out, _settings(manifest, judge, dice_threshold, width, band, checks))
     done = _read_results(out / "results.jsonl")
     rows, errors, todo = _manifest_rows(manifest, done)
     invalid, resumed = len(errors), len(rows) - len(todo)
-    try: new = _run_rows(todo, out / "results.jsonl", done, errors, workers, progress, (manifest, judge, checks, dice_threshold, width))
+    try: new = _run_rows(todo, out / "results.jsonl", done, errors, workers, progress, (manifest, judge, checks, dice_threshold, width, band))
     except (Exception, KeyboardInterrupt) as e:
         e.add_note(f"{len(done)} of {len(rows)} rows are done and kept in {out / 'results.jsonl'}: "
                    "run filter_manifest again with the same out_dir to resume")

@@ -28,13 +28,17 @@ POCKET_PLAN = dict(
                 task=dict(scales=(POCKET_SIZE,), max_sequence_length=POCKET_SEQUENCE_LENGTH, lora_rank=16, sample_steps=28)),
     ldpo=dict(method="ldpo", steps=1000, batch_size=8, lr=1e-4, optimizer="adamw", lr_scheduler="cosine", warmup_steps=50,
               checkpoint_every=250, validate_every=500, log_every=10,
-              task=dict(scales=(POCKET_SIZE,), max_sequence_length=POCKET_SEQUENCE_LENGTH, sample_steps=28)))
-STAGES = ("data", "vae", "base", "stage1", "ldpo", "install")
-LORAS = ("stage1", "ldpo")
+              task=dict(scales=(POCKET_SIZE,), max_sequence_length=POCKET_SEQUENCE_LENGTH, sample_steps=28)),
+    **{f"datagen-{name}": dict(method="datagen", steps=2000, batch_size=8, lr=1e-3, optimizer="adamw", lr_scheduler="cosine", warmup_steps=100,
+                               checkpoint_every=250, validate_every=1000, log_every=10,
+                               task=dict(offset=offset, scales=(POCKET_SIZE,), max_sequence_length=POCKET_SEQUENCE_LENGTH, lora_rank=16, sample_steps=28))
+       for name, offset in (("shared", "shared"), ("side", "side_by_side"))})
+STAGES = ("data", "vae", "base", "stage1", "ldpo", "datagen-shared", "datagen-side", "install")
+LORAS = ("stage1", "ldpo", "datagen-shared", "datagen-side")
 
 # %% ../../nbs/43_pocket_build.ipynb #4b4c84f1
 def stage_config(stage:str, work, plan:dict=POCKET_PLAN) -> TrainConfig:
-    "The `TrainConfig` of training stage `stage` (\"vae\", \"base\", \"stage1\" or \"ldpo\") of `plan`, inside the folder `work`."
+    "The `TrainConfig` of training stage `stage` (\"vae\", \"base\" or one of `LORAS`) of `plan`, inside the folder `work`."
     work, kw = Path(work), copy.deepcopy(plan[stage])
     if stage == "base": kw["task"] = dict(vae=str(work / "vae" / "final")) | kw.get("task", {})
     if stage in LORAS: kw["pretrained"] = str(work / "base" / "final")
@@ -95,10 +99,10 @@ def pocket_data(split:str, # "train" or "heldout"
     size = plan["data"]["size"]
     return render_triplets(Path(work) / "data" / split, split, plan["data"][split], (size, size), progress=False)
 
-def pocket_recipe(stage:str, # "stage1" or "ldpo"
+def pocket_recipe(stage:str, # one of `LORAS`
                   work="runs/pocket", # the build's folder, where the training data is (rendered here if missing)
                   plan:dict=POCKET_PLAN):
-    "Stage `stage` of `plan` as a run notebook's recipe (`config` and `task` defaults, like `TRAIN_PRESETS`), on the shipped pocket models."
+    "Stage `stage` of `plan` (one of `LORAS`) as a run notebook's recipe (`config` and `task` defaults, like `TRAIN_PRESETS`), on the shipped pocket models."
     if stage not in LORAS: raise ValueError(f"stage={stage!r} must be one of {LORAS}")
     manifest = pocket_data("train", work, plan)
     config = copy.deepcopy(plan[stage]); task = config.pop("task"); config.pop("method")

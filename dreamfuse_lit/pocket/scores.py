@@ -11,7 +11,7 @@ __all__ = ['object_region', 'box_region', 'truth_scores', 'truth_table']
 import numpy as np
 from ..core.images import as_pixels
 from ..world.compositing import paste
-from ..dreamfuse.border_dice import gradient_dice, width_for
+from ..dreamfuse.border_dice import band_width, gradient_dice
 from ..dreamfuse.ldpo import dilate_box
 
 # %% ../../nbs/44_pocket_scores.ipynb #b08756e6
@@ -38,7 +38,8 @@ def truth_scores(result:np.ndarray, # the method's output, uint8 (H, W, 3), at t
     bg, truth = item["background"], item["fused"]
     if result.shape != bg.shape: raise ValueError(f"result {result.shape} must have the background's shape {bg.shape}")
     hw = bg.shape[:2]
-    return dict(border_dice=gradient_dice(as_pixels(bg), as_pixels(result, "result"), width_for(*hw)).item(),
+    band = band_width(*hw, band="scaled")  # scaled, not the filter's fixed 100 px: on a 64-px pocket image that band is the whole picture
+    return dict(border_dice=gradient_dice(as_pixels(bg), as_pixels(result, "result"), band).item(),
                 box_error=_mae(result, truth, box_region(item["box"], hw, alpha)),
                 object_error=_mae(result, truth, object_region(item["foreground_mask"], item["box"], hw)))
 
