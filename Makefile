@@ -7,7 +7,8 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dreamfuse_lit-installed
-DEMO ?= nbs/train_ldpo.ipynb
+DEMO_STEPS ?= 40
+export DEMO_METHODS := {methods: {copy-paste: copy-paste, truth: reference, stage 1: "pocket:stage1", LDPO (demo): runs/demo/ldpo/final}, rewards: ["pocket:stage1", runs/demo/ldpo/final]}
 export HF_HUB_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
@@ -39,10 +40,17 @@ test: sync-check
 	$(BIN)/nbdev-test --n-workers 2
 	$(BIN)/python -m pytest -q tests
 
+# The pocket world end to end: a short LDPO from the shipped stage 1 on 256 training triplets, then the evaluation
+# of copy-paste, the truth, stage 1 and that LDPO on 32 held-out triplets. Both executed notebooks go to runs/demo/.
 demo: $(STAMP)
-	mkdir -p runs
-	$(BIN)/papermill --cwd . $(DEMO) runs/$(notdir $(DEMO))
-	@echo "executed notebook: runs/$(notdir $(DEMO))"
+	mkdir -p runs/demo
+	$(BIN)/python -c "from dreamfuse_lit.world.procedural import render_triplets; from dreamfuse_lit.pocket.models import POCKET_SIZE; \
+	render_triplets('runs/demo/train', 'train', 256, (POCKET_SIZE,) * 2, progress=False)"
+	$(BIN)/papermill --cwd . nbs/train_ldpo.ipynb runs/demo/train_ldpo.ipynb -p pretrained pocket \
+	  -p data runs/demo/train/manifest.jsonl -p steps $(DEMO_STEPS) -p output_dir runs/demo/ldpo
+	$(BIN)/papermill --cwd . nbs/eval_dreamfuse.ipynb runs/demo/eval_dreamfuse.ipynb -p pretrained pocket \
+	  -p num_samples 32 -p out_dir runs/demo/eval -y "$$DEMO_METHODS"
+	@echo "executed notebooks: runs/demo/train_ldpo.ipynb, runs/demo/eval_dreamfuse.ipynb (fusions: runs/demo/eval/samples.png)"
 
 # The documentation site, from the notebooks' stored outputs (nothing is executed), into _site/; view it with
 # `python -m http.server -d _site`. .github/workflows/pages.yml runs the same target and publishes _site/.
