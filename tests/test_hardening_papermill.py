@@ -11,7 +11,7 @@ from nbdev.clean import clean_nb
 from nbdev.config import get_config
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_NOTEBOOKS = sorted([*ROOT.glob("nbs/train_*.ipynb"), *ROOT.glob("nbs/eval_*.ipynb")])
+RUN_NOTEBOOKS = sorted([*ROOT.glob("nbs/train_*.ipynb"), *ROOT.glob("nbs/eval_*.ipynb"), ROOT / "nbs" / "datagen_round.ipynb"])
 PAPERMILL = Path(sys.executable).with_name("papermill")
 
 def test_there_are_run_notebooks(): assert len(RUN_NOTEBOOKS) >= 5, RUN_NOTEBOOKS

@@ -5,7 +5,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
-RUN_NOTEBOOKS = {"train_dreamfuse", "train_ldpo", "train_comfusion", "train_datagen", "eval_dreamfuse", "eval_comfusion"}
+RUN_NOTEBOOKS = {"train_dreamfuse", "train_ldpo", "train_comfusion", "train_datagen", "eval_dreamfuse", "eval_comfusion", "datagen_round"}
 IMPORT = re.compile(r"^\s*(?:from\s+(dreamfuse_lit(?:\.\w+)*)\s+import|import\s+(dreamfuse_lit(?:\.\w+)*))", re.M)
 
 def notebooks(): return sorted(NBS.glob("*.ipynb"))
