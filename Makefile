@@ -57,7 +57,7 @@ demo: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python tools/docs.py
 
-# Retrain every pocket model from scratch (nbs/43_pocket_build.ipynb): seeded, and resumable by running it again.
+# Retrain every pocket model from scratch (nbs/53_pocket_build.ipynb): seeded, and resumable by running it again.
 pocket: $(STAMP)
 	$(BIN)/python -m dreamfuse_lit.pocket.build --work runs/pocket
 

@@ -23,7 +23,7 @@ from nbdev.showdoc import show_doc
 ROOT = Path(__file__).resolve().parents[1]
 NBS, DOCS = ROOT/"nbs", ROOT/"docs"
 # the first digit of a lesson's file name -> its part of the course; notebooks without a number are the run notebooks
-PARTS = {"0": "Core", "1": "World", "2": "DreamFuse", "3": "ComFusion", "4": "Pocket models", "5": "Data generation",
+PARTS = {"0": "Core", "1": "World", "2": "DreamFuse", "3": "ComFusion", "4": "Data generation", "5": "Pocket models",
          "9": "Appendix"}
 RUNS = "Run notebooks"
 FLAGS = {"gpu": "needs a GPU", "slow": "takes a long time"}  # nbdev's tst_flags: `make test` skips these cells
