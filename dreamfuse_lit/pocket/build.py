@@ -21,7 +21,7 @@ POCKET_PLAN = dict(
     data=dict(train=4000, heldout=256, size=POCKET_SIZE),
     vae=dict(method="dreamfuse_lit.pocket.vae:VAETask", steps=3000, batch_size=16, lr=5e-4, lr_scheduler="cosine",
              warmup_steps=100, checkpoint_every=250, validate_every=500, log_every=10, num_workers=1, task=dict(crop=POCKET_SIZE)),
-    base=dict(method="dreamfuse_lit.pocket.base:BaseTask", steps=6000, batch_size=32, lr=5e-4, lr_scheduler="cosine",
+    base=dict(method="dreamfuse_lit.pocket.base:BaseTask", steps=3000, batch_size=32, lr=5e-4, lr_scheduler="cosine",
               warmup_steps=200, checkpoint_every=250, validate_every=1000, log_every=10),
     stage1=dict(method="sft", steps=3000, batch_size=8, lr=1e-3, optimizer="adamw", lr_scheduler="cosine", warmup_steps=100,
                 checkpoint_every=250, validate_every=1000, log_every=10,
