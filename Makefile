@@ -57,9 +57,11 @@ demo: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python tools/docs.py
 
-# Retrain every pocket model from scratch (nbs/53_pocket_build.ipynb): seeded, and resumable by running it again.
+# Retrain every pocket model from scratch (nbs/53_pocket_build.ipynb): seeded, and resumable by running it again;
+# then evaluate them on the 256 held-out triplets (runs/pocket/eval_dreamfuse.ipynb, tables in runs/pocket/eval).
 pocket: $(STAMP)
 	$(BIN)/python -m dreamfuse_lit.pocket.build --work runs/pocket
+	$(BIN)/papermill --cwd . nbs/eval_dreamfuse.ipynb runs/pocket/eval_dreamfuse.ipynb -p pretrained pocket -p out_dir runs/pocket/eval
 
 # The one prepared script for a lent GPU (DEVELOPERS.md): bf16 equivalence, SFT/LDPO steps, the pipeline with and without
 # CPU offload, ComFusion vs DreamBooth; results in bench/results/<device>-<date>.{json,md}. GPU_CHECK_FLAGS=--dry-run
