@@ -198,9 +198,7 @@ def test_presets_name_real_options():
 
 def test_released_training_preset_trains_the_tiny_model(tmp_path):
     "Two steps of the released task options on CPU: released buckets, ids and timesteps, bf16 LoRA under bf16 precision."
-    from accelerate.state import AcceleratorState
     from dreamfuse_lit.core.training import TrainConfig, train
-    AcceleratorState._reset_state()  # an earlier test of this process may have trained without mixed precision (accelerate's own tests reset it so)
     task = TRAIN_PRESETS["released"]["task"] | dict(scales=(128,), max_sequence_length=32, sample_steps=1, sample_count=1,
                                                     cache_dir=str(tmp_path / "latents"))
     final = train(TrainConfig(method="sft", pretrained="tiny", output_dir=str(tmp_path / "run"), steps=2, lr=1e-3, report_to="none",

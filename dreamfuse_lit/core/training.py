@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 import torch, yaml
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedType, LoggerType, ProjectConfiguration, gather_object
 from diffusers.optimization import SchedulerType, get_scheduler
 from safetensors.torch import save_file, load_file
@@ -507,6 +508,8 @@ def train(cfg:TrainConfig, task:Task|None=None) -> Path:
     "Run (or resume) the training described by `cfg`; returns the directory of the exported weights, or None if SIGTERM/SIGUSR1 stopped it after a checkpoint."
     out = Path(cfg.output_dir)
     task = preflight(cfg, task)
+    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != cfg.mixed_precision:
+        AcceleratorState._reset_state()  # an earlier in-process run chose another precision (accelerate's own tests reset so)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
                               cpu=not torch.cuda.is_available(), log_with=None if cfg.report_to == "none" else cfg.report_to,
                               project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")))
