@@ -72,15 +72,15 @@ def build_pocket(work="runs/pocket", # where the data, runs and checkpoints go
                  plan:dict=POCKET_PLAN, # data sizes and training settings
                  log=print):
     "Run `stages` of the pocket build (each one resumes where it stopped); returns the install folder or the work folder."
-    work = Path(work)
+    work, result = Path(work), Path(work)
     if bad := [s for s in stages if s not in STAGES]: raise ValueError(f"unknown stage(s) {bad}; choose from {STAGES}")
     for stage in stages:
         log(f"pocket: {stage}")
         if stage == "data":
             for split in ("train", "heldout"): render_triplets(work / "data" / split, split, plan["data"][split], (plan["data"]["size"],) * 2)
-        elif stage == "install": return install_pocket(work, dest, plan)
+        elif stage == "install": result = install_pocket(work, dest, plan)
         else: launch(save_config(stage_config(stage, work, plan), work / f"{stage}.yaml"), log=log)
-    return work
+    return result
 
 # %% ../../nbs/53_pocket_build.ipynb #02eaa717
 def pocket_cli(argv=None):
