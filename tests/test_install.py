@@ -11,7 +11,9 @@ def test_wheel_installs_and_imports(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for f in ["dreamfuse_lit/core/zoo.py", "dreamfuse_lit/world/manifest.py", "dreamfuse_lit/dreamfuse/pipeline.py",
               "dreamfuse_lit/comfusion/task.py", "dreamfuse_lit/assets/comfusion_scenes.txt",
-              "dreamfuse_lit/assets/vr_questions.txt", "dreamfuse_lit/assets/demo/manifest.jsonl"]:
+              "dreamfuse_lit/assets/vr_questions.txt", "dreamfuse_lit/assets/demo/manifest.jsonl",
+              "dreamfuse_lit/assets/pocket/flux/model_index.json", "dreamfuse_lit/assets/pocket/flux/transformer/config.json",
+              "dreamfuse_lit/assets/pocket/stage1/pytorch_lora_weights.safetensors", "dreamfuse_lit/assets/pocket/runs/plan.json"]:
         assert f in names, f"{f} missing from {wheel.name}"
     assert any(n.startswith("dreamfuse_lit-") and n.endswith("entry_points.txt") for n in names)
     site = tmp_path / "site"
@@ -23,8 +25,11 @@ def test_wheel_installs_and_imports(tmp_path):
             "import dreamfuse_lit.core.zoo, dreamfuse_lit.world.manifest, dreamfuse_lit.dreamfuse.ldpo_task, dreamfuse_lit.comfusion.task; "
             "from dreamfuse_lit.core.files import read_lines; "
             "from dreamfuse_lit import DreamFusePipeline, load_comfusion_pipeline, clip_t, clip_i, dino_score, vr_score; "
-            "print(dreamfuse_lit.__file__); print(len(read_lines('comfusion_scenes.txt')))")
+            "print(dreamfuse_lit.__file__); print(len(read_lines('comfusion_scenes.txt'))); "
+            # the pocket models load offline from the installed package, through the zoo's names
+            "pipe = DreamFusePipeline.from_pretrained('pocket'); pipe.load_dreamfuse_lora('pocket:stage1'); "
+            "print(pipe.vae.config.sample_size, pipe.transformer.image_tags.weight.abs().sum().item() > 0)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}).stdout.split()
     assert out[0].startswith(str(site)), out
-    assert out[1] == "15"
+    assert out[1:] == ["15", "64", "True"], out
