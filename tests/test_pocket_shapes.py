@@ -1,12 +1,13 @@
 """The DreamFuse tasks and pipeline on a FLUX whose VAE downsamples 4× (the pocket models'), not 8×:
 a token is then 8 pixels, and every position id, LDPO mask and joint stream must be built with that, not with FLUX's 16."""
 import torch
+from PIL import Image
 from dreamfuse_lit.core.files import data_path
 from dreamfuse_lit.core.training import TrainConfig, train
 from dreamfuse_lit.datagen.pipeline import DataGenPipeline
 from dreamfuse_lit.dreamfuse.pipeline import DreamFusePipeline
 from dreamfuse_lit.pocket.models import POCKET_SIZE, new_pocket_pipeline
-from dreamfuse_lit.world.manifest import read_manifest
+from dreamfuse_lit.world.manifest import load_row_images, read_manifest
 from dreamfuse_lit.world.procedural import prompt_words
 
 MANIFEST = data_path("demo", "manifest.jsonl")
@@ -23,8 +24,6 @@ def test_four_times_vae(tmp_path):
     assert pipe.vae_scale_factor == 4
     pipe.load_dreamfuse_lora(str(ldpo))
     row = read_manifest(MANIFEST)[0]
-    from dreamfuse_lit.world.manifest import load_row_images
-    from PIL import Image
     ims = {k: Image.fromarray(v) for k, v in load_row_images(row, MANIFEST).items()}
     out = pipe(ims["foreground"], ims["background"], row["box"], mask=ims["foreground_mask"], prompt=row["prompt"],
                height=POCKET_SIZE, width=POCKET_SIZE, num_inference_steps=2, max_sequence_length=16,
