@@ -89,3 +89,9 @@ def test_wheel_packages_are_the_subpackages():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "dreamfuse_lit").rglob("__init__.py")}
     assert found <= listed, f"not in pyproject's packages: {sorted(found - listed)}"
+
+def test_shipped_data_is_tracked():
+    "A clean checkout has every file under data/: none of them is caught by a .gitignore rule."
+    files = [str(p.relative_to(ROOT)) for p in (ROOT / "data").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert ignored == [], f"ignored by .gitignore, so missing from a clean checkout: {ignored}"
