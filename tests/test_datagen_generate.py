@@ -58,3 +58,14 @@ def test_a_crashed_run_resumes_losing_at_most_the_item_in_flight(tmp_path):
     clean = tmp_path / "clean"
     generate_triplets(prompt_rows(), clean, pipe=pipe, progress=False, **SMALL)
     assert files(out) == files(clean)
+
+def test_a_run_from_before_guidance_resumes_without_it(tmp_path):
+    "A folder whose settings.json predates `true_cfg_scale` was drawn without guidance: it resumes at scale 1 and refuses another."
+    pipe, out = DataGenPipeline.from_pretrained("tiny"), tmp_path / "run"
+    generate_triplets(prompt_rows(2), out, pipe=pipe, progress=False, **SMALL)
+    old = json.loads((out / "settings.json").read_text()); del old["true_cfg_scale"]
+    (out / "settings.json").write_text(json.dumps(old))
+    generate_triplets(prompt_rows(3), out, pipe=pipe, progress=False, **SMALL)
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == 3
+    with pytest.raises(ValueError, match="true_cfg_scale"):
+        generate_triplets(prompt_rows(3), out, pipe=pipe, progress=False, true_cfg_scale=4., **SMALL)

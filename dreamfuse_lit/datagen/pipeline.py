@@ -17,8 +17,8 @@ from fastcore.basics import patch
 from diffusers import FluxPipeline
 from diffusers.utils import BaseOutput
 from ..core.zoo import resolve
-from ..dreamfuse.dit import vae_decode, add_image_tags
-from ..dreamfuse.pipeline import DreamFusePipeline, LORA_WEIGHT_NAME, load_image_tags, save_dreamfuse_lora, _whole
+from ..dreamfuse.dit import vae_decode
+from ..dreamfuse.pipeline import DreamFusePipeline, LORA_WEIGHT_NAME, load_image_tags, _whole
 from ..dreamfuse.released import lora_folder
 from .streams import joint_ids, joint_text, joint_forward
 
@@ -106,6 +106,7 @@ def __call__(self:DataGenPipeline,
              width:int=512, # image width, a multiple of the token side
              num_inference_steps:int=28, # Euler steps
              guidance_scale:float=3.5, # FLUX.1-dev's embedded guidance
+             true_cfg_scale:float=1., # > 1: classifier-free guidance against the three empty prompts, for bases without embedded guidance (the pocket base)
              generator:torch.Generator|None=None, # seeds the noise
              num_images_per_prompt:int=1, # triplets drawn at once
              max_sequence_length:int=512, # T5 tokens per prompt (the joined text is one per stream)
@@ -134,6 +135,10 @@ def __call__(self:DataGenPipeline,
                               pooled_prompt_embeds=None if prompt_embeds is None else pooled_prompt_embeds.to(device).expand(b, -1),
                               lora_scale=self._joint_attention_kwargs.get("scale")) for k, p in enumerate(texts)]
     text, text_ids = joint_text([e[0].to(dtype) for e in enc], enc[0][2])
+    if cfg := true_cfg_scale > 1:  # the unconditional streams: what the task trains when it drops all three prompts
+        empty, empty_pooled, _ = self.encode_prompt("", prompt_2=None, device=device, num_images_per_prompt=b, max_sequence_length=max_sequence_length,
+                                                    lora_scale=self._joint_attention_kwargs.get("scale"))
+        null_text = joint_text([empty.to(dtype)] * len(texts), enc[0][2])[0]
     noise = [self.prepare_latents(b, self.transformer.config.in_channels // 4, height, width, dtype, device, generator)[0] for _ in texts]
     n, x = noise[0].shape[1], torch.cat(noise, 1)
     timesteps = DreamFusePipeline.flow_timesteps(self, steps, n, device)
@@ -142,6 +147,10 @@ def __call__(self:DataGenPipeline,
         for t in timesteps:
             v = joint_forward(self.transformer, x.split(n, 1), ids, text, text_ids, enc[0][1].to(dtype), t.expand(b).to(dtype) / 1000,
                               guidance, self._joint_attention_kwargs)
+            if cfg:
+                u = joint_forward(self.transformer, x.split(n, 1), ids, null_text, text_ids, empty_pooled.to(dtype), t.expand(b).to(dtype) / 1000,
+                                  guidance, self._joint_attention_kwargs)
+                v = [a + true_cfg_scale * (c - a) for c, a in zip(v, u)]
             x = self.scheduler.step(torch.cat(v, 1), t, x, return_dict=False)[0]
             bar.update()
     images = [self.image_processor.postprocess(vae_decode(self.vae, self._unpack_latents(s, height, width, self.vae_scale_factor)), "pil",

@@ -11,13 +11,12 @@ __all__ = ['BaseTask']
 import hashlib, json
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np
 import torch
 from diffusers import AutoencoderKL, FluxPipeline
 from fastcore.basics import patch
 from ..core.files import data_path
 from ..core.toy_task import Shards
-from ..core.training import TrainConfig, train, read_metrics, weight_dtype
+from ..core.training import weight_dtype
 from ..core.zoo import cache_dir
 from ..world.manifest import read_manifest
 from ..world.procedural import prompt_words

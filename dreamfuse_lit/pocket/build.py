@@ -14,7 +14,7 @@ from pathlib import Path
 from ..core.files import atomic_write, data_path
 from ..core.training import TrainConfig, launch, save_config
 from ..world.procedural import render_triplets
-from .models import POCKET_CONFIG, POCKET_SEQUENCE_LENGTH, POCKET_SIZE
+from .models import POCKET_SEQUENCE_LENGTH, POCKET_SIZE
 
 # %% ../../nbs/53_pocket_build.ipynb #13e6625c
 POCKET_PLAN = dict(

@@ -15,7 +15,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 from ..core.files import atomic_write
 from .scenes import CATEGORIES
-from .manifest import IMAGE_FIELDS, COMPLEXITIES, SCENES, read_manifest, write_manifest
+from .manifest import IMAGE_FIELDS, COMPLEXITIES, SCENES, write_manifest
 from .triplets import make_triplet
 
 # %% ../../nbs/14_procedural.ipynb #37b931c1
