@@ -58,9 +58,11 @@ docs: $(STAMP)
 	$(BIN)/python tools/docs.py
 
 # Retrain every pocket model from scratch (nbs/53_pocket_build.ipynb): seeded, and resumable by running it again;
-# then evaluate them on the 256 held-out triplets (runs/pocket/eval_dreamfuse.ipynb, tables in runs/pocket/eval).
+# then evaluate them on the 256 held-out triplets (runs/pocket/eval_dreamfuse.ipynb, tables in runs/pocket/eval), and
+# measure the two generators and the closed data loop (nbs/56_pocket_datagen.ipynb; results beside the shipped models).
 pocket: $(STAMP)
 	$(BIN)/python -m dreamfuse_lit.pocket.build --work runs/pocket
+	$(BIN)/python -m dreamfuse_lit.pocket.datagen --work runs/pocket --install
 	$(BIN)/papermill --cwd . nbs/eval_dreamfuse.ipynb runs/pocket/eval_dreamfuse.ipynb -p pretrained pocket -p out_dir runs/pocket/eval
 
 # The one prepared script for a lent GPU (DEVELOPERS.md): bf16 equivalence, SFT/LDPO steps, the pipeline with and without
