@@ -1,7 +1,7 @@
 "What a notebook can't show well: training in two processes, a run killed and resumed, damaged checkpoints."
 import json, os, signal, subprocess, time
 from pathlib import Path
-import pytest
+import pytest, torch
 from safetensors.torch import load_file
 from dreamfuse_lit.core.training import TrainConfig, save_config, launch, launch_command
 
@@ -37,6 +37,32 @@ def test_two_processes_both_stages(tmp_path, cache):
         ranks = json.loads((tmp_path / run / "final" / "ranks.json").read_text())["weights_sha256"]
         assert len(ranks) == 2 and ranks[0] == ranks[1], run
         assert json.loads((tmp_path / run / "checkpoints" / sorted(os.listdir(tmp_path / run / "checkpoints"))[-1] / "checkpoint.json").read_text())["world_size"] == 2
+
+
+PROBE = """
+import gc, json, os, torch
+from torch.nn.parallel import DistributedDataParallel
+from dreamfuse_lit.core.toy_task import ToyTask
+_destroy = torch.distributed.destroy_process_group
+def destroy_process_group(group=None):
+    if "PROBE_LOG" in os.environ:
+        live = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
+        with open(os.environ["PROBE_LOG"], "a") as f: f.write(json.dumps(live) + "\\n")
+    return _destroy(group)
+torch.distributed.destroy_process_group = destroy_process_group
+"""
+
+
+def test_ddp_goes_before_its_process_group(tmp_path, monkeypatch):
+    "Each rank destroys its process group with no DDP wrapper alive: a reducer left as the group's last owner can deadlock at exit."
+    (tmp_path / "ddp_probe.py").write_text(PROBE)
+    monkeypatch.syspath_prepend(tmp_path)  # launch checks the method here before it starts the ranks
+    monkeypatch.setattr(torch.distributed, "destroy_process_group", torch.distributed.destroy_process_group)  # undone after
+    cfg = TrainConfig(method="ddp_probe:ToyTask", output_dir=str(tmp_path / "run"), lr=.1, batch_size=8, report_to="none", steps=4, checkpoint_every=4)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]), "PROBE_LOG": str(tmp_path / "live.jsonl")}
+    launch(save_config(cfg, tmp_path / "run.yaml"), num_processes=2, log=lambda l: None, env=env)
+    live = [json.loads(l) for l in (tmp_path / "live.jsonl").read_text().splitlines()]
+    assert live[:2] == [0, 0], live  # the first destroy of each rank: end_training's
 
 
 def _run_until_checkpoint(config, ckpt: Path, timeout=300):

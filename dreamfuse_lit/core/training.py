@@ -350,7 +350,6 @@ def plot_metrics(output_dir, keys=("loss",), ax=None):
     ax.set(xlabel="step", title=str(output_dir)); ax.legend()
     return ax
 
-# %% ../../nbs/04_training.ipynb #e6c33519
 def latest_samples(output_dir) -> Path|None:
     "The newest validation grid of a run, or None."
     grids = sorted((Path(output_dir) / "samples").glob("step-*.png"))
@@ -550,12 +549,12 @@ def train(cfg:TrainConfig, task:Task|None=None) -> Path:
                 log(f"{_PREEMPTED} by {stop.received or 'a signal to another rank'}: checkpoint {last_good} written at step {step} of {cfg.steps}; run again to resume")
                 break
         bar.close()
-        if step < cfg.steps:
-            accelerator.wait_for_everyone(); accelerator.end_training()
-            return None
-        final = _export_final(accelerator, task, module, out, step)
-        _validate(accelerator, task, module, cfg, step)  # after the export: a failing sampler can't cost the trained weights
+        final = None
+        if step == cfg.steps:
+            final = _export_final(accelerator, task, module, out, step)
+            _validate(accelerator, task, module, cfg, step)  # after the export: a failing sampler can't cost the trained weights
         accelerator.wait_for_everyone()  # leave together: a rank that tears the group down while rank 0 still samples can wait forever
+        module, optimizer = accelerator.free_memory(module, optimizer)  # DDP goes before its process group: see "Leaving" below
         accelerator.end_training()
     return final
 

@@ -9,7 +9,7 @@ __all__ = ['POCKET_PLAN', 'STAGES', 'LORAS', 'stage_config', 'install_pocket', '
            'pocket_recipe']
 
 # %% ../../nbs/53_pocket_build.ipynb #4d526e6f
-import argparse, copy, json, os, shutil, sys
+import argparse, copy, dataclasses, json, os, shutil, sys
 from pathlib import Path
 from ..core.files import atomic_write, data_path
 from ..core.training import TrainConfig, launch, save_config
@@ -101,12 +101,15 @@ def pocket_data(split:str, # "train" or "heldout"
 
 def pocket_recipe(stage:str, # one of `LORAS`
                   work="runs/pocket", # the build's folder, where the training data is (rendered here if missing)
-                  plan:dict=POCKET_PLAN):
+                  plan:dict=POCKET_PLAN,
+                  data="", # the run's own training manifest; "": the world's training split under `work`
+                 ):
     "Stage `stage` of `plan` (one of `LORAS`) as a run notebook's recipe (`config` and `task` defaults, like `TRAIN_PRESETS`), on the shipped pocket models."
     if stage not in LORAS: raise ValueError(f"stage={stage!r} must be one of {LORAS}")
-    manifest = pocket_data("train", work, plan)
-    config = copy.deepcopy(plan[stage]); task = config.pop("task"); config.pop("method")
-    return dict(config=config | dict(data=str(manifest)), task=task | (dict(stage1_lora="pocket:stage1") if stage == "ldpo" else {}))
+    config = dataclasses.asdict(stage_config(stage, work, plan))  # every setting, the engine's defaults included
+    task = config.pop("task")
+    for k in ("method", "pretrained", "output_dir", "report_to"): del config[k]  # the run notebook's own
+    return dict(config=config | dict(data=str(data or pocket_data("train", work, plan))), task=task | (dict(stage1_lora="pocket:stage1") if stage == "ldpo" else {}))
 
 # %% ../../nbs/53_pocket_build.ipynb #5ddebe2d
 if __name__ == "__main__" and "ipykernel" not in sys.modules: pocket_cli()  # `python -m dreamfuse_lit.pocket.build`, not a notebook kernel

@@ -125,6 +125,6 @@ def vae_round_trip(vae, # the pipeline's `AutoencoderKL`
                    image:np.ndarray, # uint8 (H, W, 3), sides multiples of the VAE's downsampling
                   ) -> np.ndarray: # uint8 (H, W, 3): `image` encoded (posterior mode) and decoded
     "The best any fusion decoded by `vae` can do: the image itself, through the VAE."
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+    x = torch.tensor(image).permute(2, 0, 1)[None].float() / 255  # a copy: `image` may be read-only
     y = vae_decode(vae, vae_encode(vae, x, sample_mode="argmax"))
     return (y[0].float() * 255).round().byte().permute(1, 2, 0).cpu().numpy()
