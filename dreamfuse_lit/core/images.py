@@ -84,13 +84,14 @@ def palette_png(fig, # a matplotlib figure
     return out.getvalue()
 
 def light_figures(colours:int=256):
-    "Show (and store) this notebook's matplotlib figures as palette PNGs (`%matplotlib inline` undoes it); outside IPython, nothing."
+    "Show (and store) matplotlib figures as palette PNGs (`%matplotlib inline` undoes it) and PIL images as PNG alone; outside IPython, nothing."
     from IPython import get_ipython
     from matplotlib.figure import Figure
     if (ip := get_ipython()) is None: return
     try: importlib.import_module("matplotlib_inline.backend_inline")  # sets its formats when first imported: let it, then replace them
     except ImportError: pass
     ip.display_formatter.formatters["image/png"].for_type(Figure, lambda fig: palette_png(fig, colours))
+    ip.display_formatter.formatters["image/jpeg"].for_type(Image.Image, lambda im: None)  # PIL offers both: one copy is enough
 
 # %% ../../nbs/01_images.ipynb #735d3a1a
 def setup_notebook(threads:int=1, # torch CPU threads: one suits tiny models and notebooks run side by side

@@ -1,4 +1,4 @@
-"""DreamFuse's training objective: rectified-flow velocity on the target tokens, timestep samplers, prompt dropout, and a tiny training run on the demo triplets
+"""DreamFuse's training objective: rectified-flow velocity on the target tokens, timestep samplers, prompt dropout, a tiny training run on the demo triplets, and what a trained model predicts along the path
 
 Docs: https://dreamfuse-lit.github.io/dreamfuse_lit/flow.html.md"""
 
