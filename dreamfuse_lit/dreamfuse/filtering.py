@@ -95,15 +95,16 @@ def _judge_name(judge) -> str:
     model = model if isinstance(model, str) else getattr(model, "name_or_path", None)
     return type(judge).__name__ + (f"({model})" if model else "")
 
-def _settings(manifest, judge, dice_threshold, width, band, checks) -> dict:
-    "What a run's results depend on, as `settings.json` records it."
-    return {"manifest": str(manifest.resolve()), "dice_threshold": dice_threshold, "width": width, "band": band,
+def _settings(manifest, out, judge, dice_threshold, width, band, checks) -> dict:
+    "What a run's results depend on, as `out/settings.json` records it (the manifest relative to `out`: the two may move together)."
+    return {"manifest": os.path.relpath(manifest.resolve(), out.resolve()), "dice_threshold": dice_threshold, "width": width, "band": band,
             "judge": _judge_name(judge), "checks": [[c.name, list(c.images), c.question, c.reject_on] for c in checks]}
 
 def _check_settings(out, settings):
     "Record `settings` in `out/settings.json` on a first run; on a rerun, refuse other settings than the recorded ones."
     if (out / "settings.json").exists():
         old = json.loads((out / "settings.json").read_text())
+        if os.path.isabs(m := old.get("manifest", "")): old["manifest"] = os.path.relpath(m, out.resolve())  # recorded absolute before
         changed = [f"{k}: was {old.get(k)!r}, now {v!r}" for k, v in settings.items() if old.get(k) != v]
         if changed: raise ValueError(f"{out} holds results of a run with other settings ({'; '.join(changed)}): use a new out_dir")
     else: atomic_write(out / "settings.json", json.dumps(settings, indent=1))
@@ -177,7 +178,7 @@ def filter_manifest(manifest, # the JSONL manifest to filter
     if not manifest.is_file(): raise FileNotFoundError(f"manifest {manifest} not found")
     if band not in BANDS: raise ValueError(f"band must be one of {BANDS}, got {band!r}")
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, _settings(manifest, judge, dice_threshold, width, band, checks))
+    _check_settings(out, _settings(manifest, out, judge, dice_threshold, width, band, checks))
     done = _read_results(out / "results.jsonl")
     rows, errors, todo = _manifest_rows(manifest, done)
     invalid, resumed = len(errors), len(rows) - len(todo)
