@@ -24,7 +24,7 @@ from ..dreamfuse.dataset import copy_paste_negative
 from ..datagen.generate import generate_triplets
 from ..datagen.pipeline import DataGenPipeline
 from .models import POCKET_SEQUENCE_LENGTH
-from .build import POCKET_PLAN, pocket_data, stage_config
+from .build import POCKET_PLAN, pocket_data, stage_config, stage_env
 from .scores import object_region, region_error, truth_table
 from .evaluate import pocket_fusions
 
@@ -127,7 +127,7 @@ def datagen_experiment(work="runs/pocket", # the build's folder: its base/final,
         cfg = stage_config("stage1", work, plan); cfg.data, cfg.output_dir = str(manifest), str(root / f"stage1-{tag}")
         cfg.steps = loop_steps or cfg.steps
         loras[tag] = root / f"stage1-{tag}" / "final"
-        if not loras[tag].is_dir(): launch(save_config(cfg, root / f"stage1-{tag}.yaml"), log=log)  # a stopped run resumes; a finished one is not started again
+        if not loras[tag].is_dir(): launch(save_config(cfg, root / f"stage1-{tag}.yaml"), log=log, env=stage_env())  # a stopped run resumes; a finished one is not started again
     heldout = pocket_data("heldout", work, plan); items = _items(heldout, read_manifest(heldout)[:eval_items])
     results = {"copy-paste": [copy_paste_negative(i, i["box"]) for i in items],
                f"stage 1, {plan['data']['train']} truths": pocket_fusions(items, work / "stage1" / "final", base),
