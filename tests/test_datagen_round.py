@@ -50,17 +50,17 @@ def test_defaults_then_a_rerun_that_makes_nothing(first_round):
     assert snapshot(folder) == before, "the rerun rewrote prompts, triplets or filter results"
 
 
-def test_decisions_of_a_person_and_of_a_file(tmp_path):
+def test_decisions_of_a_person_and_of_a_file(first_round, tmp_path):
     "A person's decision (as the gallery saves it) outlives a rerun; `auto_keep` names a file for the rest; the file is whole."
-    folder = tmp_path / "round"  # its own round: the filter's settings hold the candidates' absolute path, so a copy would not resume
-    papermill(tmp_path, f"out_dir={folder}")
+    cwd, _ = first_round  # the round above, continued (a copy would not resume: the filter's settings hold the candidates' absolute path)
+    folder = cwd / "runs" / "datagen_round"
     decisions = json.loads((folder / "decisions.json").read_text())
     ids = list(decisions)
     decisions[ids[0]] = {"decision": "keep", "by": "person"}  # what a click on "keep" writes
     decisions[ids[1]] = {"decision": "keep", "by": "file old.json"}  # an earlier run's auto_keep file: not kept over this run's
     (folder / "decisions.json").write_text(json.dumps(decisions))
     (tmp_path / "picks.json").write_text(json.dumps({ids[0]: "reject", ids[2]: "keep", ids[3]: "reject"}))
-    run = papermill(tmp_path, f"out_dir={folder}", f"auto_keep={tmp_path / 'picks.json'}")
+    run = papermill(cwd, f"out_dir={folder}", f"auto_keep={tmp_path / 'picks.json'}")
     saved = json.loads((folder / "decisions.json").read_text())
     assert saved[ids[0]] == {"decision": "keep", "by": "person"}, "a person's decision gave way to a file"
     assert saved[ids[1]] == {"decision": "reject", "by": "filter"}, saved[ids[1]]
