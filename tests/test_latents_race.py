@@ -42,4 +42,6 @@ def test_concurrent_cache_fills_agree(tmp_path):
         for f in entries:
             got, want = raced.load(f.stem), reference.load(f.stem)
             assert got.keys() == want.keys()
-            for k in want: assert torch.equal(got[k], want[k]), (f.name, k)
+            # equal up to rounding: which images a process finds missing decides its batch, and the VAE's convolutions
+            # round a batch of one differently from a batch of several (about 5e-7 here)
+            for k in want: torch.testing.assert_close(got[k], want[k], msg=lambda m: f"{f.name} {k}: {m}")
