@@ -61,9 +61,9 @@ docs: $(STAMP)
 	$(BIN)/python tools/docs.py
 
 # Retrain every pocket model from scratch (nbs/53_pocket_build.ipynb): seeded, and resumable by running it again; measure
-# the two generators and the closed data loop (nbs/56_pocket_datagen.ipynb; its stage 1 trains 750 steps on about 66
-# kept triplets, as in the shipped record); then evaluate the models on the 256 held-out triplets
-# (runs/pocket/eval_dreamfuse.ipynb, tables in runs/pocket/eval). Both results are shipped beside the models.
+# the two generators and the closed data loop (nbs/56_pocket_datagen.ipynb; its stage 1 trains 750 steps, the setting of
+# the shipped record); then evaluate the models on the 256 held-out triplets (runs/pocket/eval_dreamfuse.ipynb, tables
+# in runs/pocket/eval). Both results are shipped beside the models.
 pocket: $(STAMP)
 	$(BIN)/python -m dreamfuse_lit.pocket.build --work runs/pocket
 	$(BIN)/python -m dreamfuse_lit.pocket.datagen --work runs/pocket --loop-steps 750 --install
